@@ -83,8 +83,10 @@ class LockTimeoutError(FilesystemError):
 
     def __str__(self) -> str:
         where = " -> ".join(self.paths)
-        code = f"WinError {self.winerror}" if self.winerror is not None else (
-            _errno.errorcode.get(self.errno or 0, str(self.errno))
+        code = (
+            f"WinError {self.winerror}"
+            if self.winerror is not None
+            else (_errno.errorcode.get(self.errno or 0, str(self.errno)))
         )
         return (
             f"{self.operation} {where} failed after {self.attempts} attempts over "

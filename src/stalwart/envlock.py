@@ -1,0 +1,101 @@
+"""One stalwart process at a time changes an environment: an OS lock on its site-packages.
+
+POSIX: ``flock`` on a read-only descriptor of the site-packages directory itself, so locking
+writes nothing into the environment. Windows: ``msvcrt.locking`` on ``.stalwart/lock``. The OS
+drops either lock when the process dies, so a crash never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from stalwart import fs
+from stalwart.errors import TargetEnvironmentError
+
+__all__ = ["EnvironmentLock", "DEFAULT_LOCK_WAIT"]
+
+DEFAULT_LOCK_WAIT = 300.0  # seconds to wait for another stalwart process
+_NOTICE_AFTER = 1.0
+_POLL = 0.05
+
+
+class EnvironmentLock:
+    """Exclusive lock on the environment whose site-packages is *lib_dir*; a context manager."""
+
+    def __init__(
+        self,
+        lib_dir: str,
+        *,
+        timeout: float = DEFAULT_LOCK_WAIT,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.lib_dir = lib_dir
+        self.timeout = timeout
+        self.notify = notify
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        rt = fs.runtime()
+        start = rt.clock()
+        told = False
+        fd = self._open()
+        while not _try_lock(fd):
+            waited = rt.clock() - start
+            if waited >= self.timeout:
+                os.close(fd)
+                raise TargetEnvironmentError(
+                    f"another stalwart process has been changing {self.lib_dir} for "
+                    f"{waited:.1f} s; gave up waiting (raise the wait with --lock-wait)"
+                )
+            if not told and waited >= _NOTICE_AFTER and self.notify is not None:
+                self.notify(f"waiting for another stalwart process to finish with {self.lib_dir}")
+                told = True
+            rt.sleep(_POLL)
+        self._fd = fd
+
+    def _open(self) -> int:
+        if os.name == "nt":
+            state = os.path.join(self.lib_dir, ".stalwart")
+            fs.makedirs(state)
+            writer = fs.open_for_write(os.path.join(state, "lock"))
+            return writer.detach()
+        # Read-only descriptor: locking writes nothing.
+        return os.open(self.lib_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # noqa: TID251
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing drops the lock
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

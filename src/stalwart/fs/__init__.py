@@ -1,0 +1,91 @@
+"""The resilient filesystem layer: the only code in stalwart that mutates the disk.
+
+Every function makes the plain OS call first; only when it fails does the retry loop look at
+the error. Lock episodes (Windows sharing violations, EBUSY, ...) are retried with jittered
+exponential back-off up to a per-operation deadline (default 10 s, ``STALWART_LOCK_TIMEOUT``,
+``--lock-timeout``, or :func:`configure`); real errors are raised at once and unchanged; a
+budget that runs out raises :class:`~stalwart.errors.LockTimeoutError`.
+
+Arguments are ``str`` or ``os.PathLike`` and come in the order ``os``/``shutil`` use.
+"""
+
+from stalwart.errors import LockTimeoutError
+
+from ._classify import Op, Target, Transience, classify
+from ._ops import (
+    TEMP_SUFFIX,
+    WINDOWS,
+    FileWriter,
+    StrPath,
+    chmod,
+    copy,
+    empty_trash,
+    link,
+    makedirs,
+    move_to_trash,
+    open_for_write,
+    persist,
+    rename,
+    replace,
+    rmdir,
+    rmtree,
+    unlink,
+    write_atomic,
+)
+from ._policy import DEFAULT_TIMEOUT, ENV_LOCK_TIMEOUT, RetryPolicy, policy_from_env
+from ._retry import (
+    Clock,
+    LockEpisode,
+    OpStats,
+    RetryEvent,
+    Runtime,
+    Sleeper,
+    Stats,
+    configure,
+    runtime,
+    settings,
+)
+
+__all__ = [
+    # operations
+    "replace",
+    "rename",
+    "persist",
+    "write_atomic",
+    "open_for_write",
+    "FileWriter",
+    "copy",
+    "link",
+    "unlink",
+    "rmdir",
+    "rmtree",
+    "makedirs",
+    "chmod",
+    "move_to_trash",
+    "empty_trash",
+    # policy and runtime
+    "RetryPolicy",
+    "DEFAULT_TIMEOUT",
+    "ENV_LOCK_TIMEOUT",
+    "policy_from_env",
+    "configure",
+    "settings",
+    "runtime",
+    "Runtime",
+    "Clock",
+    "Sleeper",
+    "Stats",
+    "OpStats",
+    "LockEpisode",
+    "RetryEvent",
+    # classification
+    "Op",
+    "Target",
+    "Transience",
+    "classify",
+    "LockTimeoutError",
+    # constants
+    "StrPath",
+    "WINDOWS",
+    "TEMP_SUFFIX",
+]

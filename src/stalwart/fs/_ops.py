@@ -1,0 +1,380 @@
+"""The public filesystem operations: the plain OS call first, the retry loop only on failure.
+
+Each function is a thin ``try: <os call> except OSError: retry(...)``: when nothing is locked the
+cost over calling ``os`` directly is one function call and one attribute lookup.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import stat
+import sys
+from types import TracebackType
+from typing import Self
+
+from stalwart.errors import LockTimeoutError
+
+from . import _prims as P
+from ._classify import Op
+from ._retry import retry
+
+__all__ = [
+    "StrPath",
+    "WINDOWS",
+    "TEMP_SUFFIX",
+    "FileWriter",
+    "replace",
+    "rename",
+    "persist",
+    "write_atomic",
+    "open_for_write",
+    "copy",
+    "link",
+    "unlink",
+    "rmdir",
+    "rmtree",
+    "makedirs",
+    "chmod",
+    "move_to_trash",
+    "empty_trash",
+]
+
+StrPath = str | os.PathLike[str]
+
+#: Windows-only behaviour is switched on this one flag, so it is easy to find and to test.
+WINDOWS = sys.platform == "win32"
+
+#: Suffix of every temporary file the layer creates, so leftovers of a crash are recognisable.
+TEMP_SUFFIX = ".stalwart-tmp"
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY | _O_CLOEXEC
+_CREATE_EXCL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY | _O_CLOEXEC
+_counter = itertools.count()  # thread-safe in CPython: next() on a count is atomic
+
+# Hard links are not always possible; these mean "copy instead", not "retry".
+_LINK_FALLBACK_ERRNOS = frozenset(
+    {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+)
+# Windows: invalid function, not same device, too many links.
+_LINK_FALLBACK_WINERRORS = frozenset({1, 17, 1142})
+
+
+def _s(path: StrPath) -> str:
+    return os.fspath(path)
+
+
+def replace(src: StrPath, dst: StrPath) -> None:
+    """Atomically rename *src* to *dst*, replacing *dst* if it exists (``os.replace``)."""
+    try:
+        P.replace(src, dst)
+    except OSError as exc:
+        retry(Op.REPLACE, (_s(src), _s(dst)), lambda: P.replace(src, dst), exc)
+
+
+def _rename_no_clobber(src: StrPath, dst: StrPath) -> None:
+    # Windows' MoveFileEx without MOVEFILE_REPLACE_EXISTING refuses an existing target by
+    # itself. POSIX rename() clobbers, so look first; the window between the look and the
+    # rename is closed by the environment lock every mutating command holds.
+    if not WINDOWS and os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), _s(dst))
+    P.rename(src, dst)
+
+
+def rename(src: StrPath, dst: StrPath) -> None:
+    """Rename *src* to *dst*, refusing (``FileExistsError``) to overwrite an existing *dst*."""
+    try:
+        _rename_no_clobber(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        retry(Op.RENAME, (_s(src), _s(dst)), lambda: _rename_no_clobber(src, dst), exc)
+
+
+def persist(tmp: StrPath, dst: StrPath, *, overwrite: bool = True) -> None:
+    """Move a finished temporary file into place; on failure the temporary file is removed."""
+    try:
+        (replace if overwrite else rename)(tmp, dst)
+    except BaseException:
+        unlink(tmp, missing_ok=True)
+        raise
+
+
+def _temp_name(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{os.getpid()}.{next(_counter)}{TEMP_SUFFIX}")
+
+
+def _open(path: StrPath, flags: int, mode: int) -> int:
+    try:
+        return P.open(path, flags, mode)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        return retry(Op.OPEN, (_s(path),), lambda: P.open(path, flags, mode), exc)
+
+
+class FileWriter:
+    """A file opened for writing through the layer; every ``write`` is an injectable OS call.
+
+    Used as a context manager, a failure inside the block removes the partial file, so nothing
+    half-written is left behind.
+    """
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: StrPath, *, exclusive: bool = False, mode: int = 0o666) -> None:
+        self.path = _s(path)
+        self._fd = _open(path, _CREATE_EXCL_FLAGS if exclusive else _CREATE_FLAGS, mode)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        total = len(view)
+        while view:
+            written = P.write(self._fd, view)
+            view = view[written:]
+        return total
+
+    def sync(self) -> None:
+        """Flush to stable storage (``fsync``) before the file is made visible."""
+        os.fsync(self._fd)
+
+    def detach(self) -> int:
+        """Hand the descriptor over to the caller (who must close it)."""
+        fd, self._fd = self._fd, -1
+        return fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        if exc_type is not None:
+            unlink(self.path, missing_ok=True)
+
+
+def open_for_write(path: StrPath, *, exclusive: bool = False, mode: int = 0o666) -> FileWriter:
+    """Create (or truncate) *path* for writing; *mode* is filtered by the umask like ``open``."""
+    return FileWriter(path, exclusive=exclusive, mode=mode)
+
+
+def write_atomic(
+    path: StrPath, data: bytes, *, mode: int | None = None, durable: bool = True
+) -> None:
+    """Write *data* to *path* so readers see the old file or the new one, never a mix.
+
+    A temporary file in the same directory is written, flushed and fsynced (when *durable*),
+    then replaces *path*. *mode* (e.g. 0o755) is applied before the file becomes visible.
+    """
+    target = _s(path)
+    while True:
+        tmp = _temp_name(target)
+        try:
+            writer = FileWriter(tmp, exclusive=True)
+            break
+        except FileExistsError:  # a leftover of a crashed process that had our pid
+            continue
+    with writer:
+        writer.write(data)
+        if durable:
+            writer.sync()
+    try:
+        if mode is not None:
+            chmod(tmp, mode)
+        replace(tmp, target)
+    except BaseException:
+        unlink(tmp, missing_ok=True)
+        raise
+
+
+def _copy(src: StrPath, dst: StrPath) -> None:
+    P.copyfile(src, dst)
+    P.chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
+
+
+def copy(src: StrPath, dst: StrPath) -> None:
+    """Copy the file *src* to the file path *dst*, keeping its permission bits."""
+    try:
+        _copy(src, dst)
+    except OSError as exc:
+        retry(Op.COPY, (_s(src), _s(dst)), lambda: _copy(src, dst), exc)
+
+
+def _link_unsupported(exc: OSError) -> bool:
+    winerror = getattr(exc, "winerror", None)
+    if winerror is not None:
+        return winerror in _LINK_FALLBACK_WINERRORS
+    return exc.errno in _LINK_FALLBACK_ERRNOS
+
+
+def link(src: StrPath, dst: StrPath) -> bool:
+    """Hard-link *src* at *dst*; copy instead where links are impossible. True if linked."""
+    try:
+        P.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if _link_unsupported(exc):
+            copy(src, dst)
+            return False
+        retry(Op.LINK, (_s(src), _s(dst)), lambda: P.link(src, dst), exc)
+    return True
+
+
+def unlink(path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = None) -> None:
+    """Remove a file.
+
+    On Windows a read-only file is made writable after the first access-denied (as ``del /f``
+    would). A file that stays locked past the budget — a running ``.exe``, a loaded ``.pyd`` —
+    can still be renamed: with *trash* it is moved there, to be deleted by a later run.
+    """
+    try:
+        P.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+    except OSError as exc:
+        try:
+            retry(Op.UNLINK, (_s(path),), lambda: P.unlink(path), exc)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+        except LockTimeoutError:
+            if trash is None:
+                raise
+            move_to_trash(path, trash)
+
+
+def rmdir(path: StrPath) -> None:
+    """Remove an empty directory (WinError 145 while a child is delete-pending is retried)."""
+    try:
+        P.rmdir(path)
+    except OSError as exc:
+        retry(Op.RMDIR, (_s(path),), lambda: P.rmdir(path), exc)
+
+
+def move_to_trash(path: StrPath, trash: StrPath) -> str:
+    """Rename *path* into the directory *trash* under a unique name; returns the new path."""
+    makedirs(trash)
+    base = os.path.basename(os.path.normpath(_s(path)))
+    while True:
+        dst = os.path.join(_s(trash), f"{base}.{os.getpid()}.{next(_counter)}")
+        try:
+            rename(path, dst)
+        except FileExistsError:
+            continue
+        return dst
+
+
+def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = True) -> list[str]:
+    """Remove a directory tree, retrying each entry on its own.
+
+    A file or directory that stays locked past the budget is moved into *trash* (when given)
+    and removal goes on; the paths moved there are returned. Symlinks are removed, not followed.
+    """
+    trashed: list[str] = []
+    top = _s(path)
+    try:
+        st = os.lstat(top)
+    except FileNotFoundError:
+        if missing_ok:
+            return trashed
+        raise
+    if not stat.S_ISDIR(st.st_mode):
+        unlink(top, trash=trash)
+        return trashed
+    _rmtree(top, None if trash is None else _s(trash), trashed)
+    return trashed
+
+
+def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
+    with os.scandir(top) as it:
+        entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
+    for entry, is_dir in entries:
+        if is_dir:
+            _rmtree(entry, trash, trashed)
+            continue
+        try:
+            unlink(entry, missing_ok=True)
+        except LockTimeoutError:
+            if trash is None:
+                raise
+            trashed.append(move_to_trash(entry, trash))
+    try:
+        rmdir(top)
+    except FileNotFoundError:
+        pass
+    except LockTimeoutError:
+        if trash is None:
+            raise
+        trashed.append(move_to_trash(top, trash))
+
+
+def empty_trash(trash: StrPath) -> list[str]:
+    """Delete what earlier runs moved into *trash*; returns what is still locked."""
+    left: list[str] = []
+    try:
+        names = os.listdir(trash)
+    except FileNotFoundError:
+        return left
+    for name in names:
+        entry = os.path.join(_s(trash), name)
+        try:
+            rmtree(entry)
+        except OSError:
+            left.append(entry)
+    if not left:
+        try:
+            rmdir(trash)
+        except OSError:
+            left.append(_s(trash))
+    return left
+
+
+def _mkdir(path: StrPath, mode: int) -> None:
+    try:
+        P.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def makedirs(path: StrPath, mode: int = 0o777, *, exist_ok: bool = True) -> None:
+    """Create *path* and missing parents (``os.makedirs``), each ``mkdir`` retried on locks."""
+    try:
+        P.mkdir(path, mode)
+    except FileExistsError:
+        if not exist_ok or not os.path.isdir(path):
+            raise
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.normpath(_s(path)))
+        if not parent or parent == _s(path):
+            raise
+        makedirs(parent, mode, exist_ok=True)
+        try:
+            _mkdir(path, mode)
+        except OSError as exc:
+            retry(Op.MKDIR, (_s(path),), lambda: _mkdir(path, mode), exc)
+    except OSError as exc:
+        retry(Op.MKDIR, (_s(path),), lambda: _mkdir(path, mode), exc)
+
+
+def chmod(path: StrPath, mode: int) -> None:
+    """Change permission bits (on Windows only the read-only attribute follows them)."""
+    try:
+        P.chmod(path, mode)
+    except OSError as exc:
+        retry(Op.CHMOD, (_s(path),), lambda: P.chmod(path, mode), exc)

@@ -1,0 +1,514 @@
+"""Installing and uninstalling: open, validate, plan, stage, then commit as one transaction.
+
+Nothing visible changes until every wheel of the command is extracted, verified against its
+RECORD, byte-compiled and staged next to the environment; then :class:`Transaction` moves it all
+in, or nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from stalwart import fs
+from stalwart.environment import Environment
+from stalwart.envlock import DEFAULT_LOCK_WAIT, EnvironmentLock
+from stalwart.errors import (
+    ConflictError,
+    ExternallyManagedError,
+    InvalidWheelError,
+    TargetEnvironmentError,
+    UsageError,
+)
+from stalwart.installed import Installed, find_installed
+from stalwart.plan import FileAction, WheelPlan, plan_wheel, record_path
+from stalwart.scripts import rewrite_shebang
+from stalwart.transaction import RecoveryReport, Transaction, recover
+from stalwart.uninstall import Removal, plan_removal
+from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
+from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record
+from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
+
+__all__ = [
+    "InstallOptions",
+    "DistResult",
+    "InstallResult",
+    "Progress",
+    "install",
+    "uninstall",
+    "recover_environment",
+]
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+_PARALLEL_MIN_FILES = 64
+_WORKERS = min(8, (os.cpu_count() or 2) * 2)
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    compile: bool = True
+    verify_record: bool = True
+    reinstall: bool = False
+    allow_overwrite: bool = False
+    break_system_packages: bool = False
+    requested: bool = True
+    limits: Limits = DEFAULT_LIMITS
+    lock_wait: float = DEFAULT_LOCK_WAIT
+
+
+@dataclass(frozen=True)
+class DistResult:
+    name: str
+    version: str
+    action: str  # "installed", "upgraded", "reinstalled", "unchanged", "uninstalled"
+    previous: str | None = None
+    files: int = 0
+
+
+@dataclass
+class InstallResult:
+    dists: list[DistResult] = field(default_factory=list)
+    recovered: list[RecoveryReport] = field(default_factory=list)
+    compile_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def changed(self) -> list[DistResult]:
+        return [d for d in self.dists if d.action != "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    action: FileAction
+    staged: str
+    entry: RecordEntry  # RECORD row of the installed file (path relative to lib_dir)
+    problem: str | None = None
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_externally_managed(env: Environment, options: InstallOptions) -> None:
+    if env.in_venv or env.target is not None or options.break_system_packages:
+        return
+    if env.raw.get("prefix_given"):
+        return
+    marker = os.path.join(env.stdlib, "EXTERNALLY-MANAGED")
+    if os.path.exists(marker):
+        raise ExternallyManagedError(
+            f"{env.executable} is externally managed ({marker}, PEP 668): install into a "
+            "virtual environment, or pass --break-system-packages to override"
+        )
+
+
+def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
+    """Refuse wheels that would overwrite stalwart itself or the interpreter's own files."""
+
+    def inside(root: str, path: str) -> bool:
+        return os.path.commonpath([root, path]) == root
+
+    stdlib = {os.path.realpath(env.stdlib), os.path.realpath(env.platstdlib)}
+    # In a virtual environment platstdlib contains site-packages: those are not protected.
+    allowed = {os.path.realpath(d) for d in env.lib_dirs}
+    own = os.path.realpath(os.path.dirname(__file__))
+    exe = {os.path.realpath(sys.executable), os.path.realpath(env.executable)}
+    problems: list[str] = []
+    for plan in plans:
+        for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
+            real = os.path.realpath(parent)
+            if inside(own, real) or (
+                any(inside(p, real) for p in stdlib) and not any(inside(a, real) for a in allowed)
+            ):
+                problems.append(f"{plan.wheel.filename} writes into {parent}, which is protected")
+                break
+        problems.extend(
+            f"{plan.wheel.filename} would overwrite the interpreter {action.dest}"
+            for action in plan.files
+            if os.path.realpath(action.dest) in exe
+        )
+    if problems:
+        raise TargetEnvironmentError("; ".join(problems))
+
+
+def _stage_one(
+    wheel: Wheel,
+    plan: WheelPlan,
+    action: FileAction,
+    staged: str,
+    options: InstallOptions,
+    python: str,
+    windows: bool,
+    umask: int,
+) -> _Staged:
+    rel = record_path(plan.lib_dir, action.dest)
+    mode = 0o777 if action.executable else 0o666
+    expected = wheel.record.get(action.member) if action.member else None
+    hash_name = "sha256"
+    if expected is not None and expected.hash_name in ACCEPTED_HASHES:
+        hash_name = expected.hash_name
+    problem = None
+    if action.member is None or action.rewrite_shebang:
+        if action.member is None:
+            assert action.content is not None
+            data = action.content
+        else:
+            original = wheel.archive.read(action.member)
+            problem = _mismatch(expected, hashlib.new(hash_name, original).digest(), len(original))
+            data = rewrite_shebang(original, python, windows=windows) or original
+        with fs.open_for_write(staged, exclusive=True, mode=mode) as writer:
+            writer.write(data)
+        digest, size = hashlib.new(hash_name, data).digest(), len(data)
+    else:
+        entry = wheel.archive.get(action.member)
+        assert entry is not None
+        with fs.open_for_write(staged, exclusive=True, mode=mode) as writer:
+            digest, size = wheel.archive.copy_to(entry, writer.write, hash_name)
+        problem = _mismatch(expected, digest, size)
+    if action.executable and (0o777 & ~umask) & 0o111 != 0o111:
+        fs.chmod(staged, (0o777 & ~umask) | 0o111)  # pip's rule for executables
+    if problem is not None:
+        problem = f"{action.member}: {problem}"
+        if not options.verify_record:
+            problem = None
+    return _Staged(action, staged, RecordEntry(rel, hash_name, digest, size), problem)
+
+
+def _mismatch(expected: RecordEntry | None, digest: bytes, size: int) -> str | None:
+    if expected is None:
+        return None  # only reachable with verify_record=False; validation refused it otherwise
+    if expected.digest != digest:
+        return "content does not match its RECORD hash"
+    if expected.size is not None and expected.size != size:
+        return f"size {size} does not match RECORD's {expected.size}"
+    return None
+
+
+def _stage_wheel(
+    plan: WheelPlan,
+    txn: Transaction,
+    options: InstallOptions,
+    env: Environment,
+    umask: int,
+    tick: Callable[[int], None],
+) -> list[_Staged]:
+    wheel = plan.wheel
+    jobs = [(action, txn.stage_path(action.dest)) for action in plan.files]
+
+    def run(job: tuple[FileAction, str]) -> _Staged:
+        action, staged = job
+        result = _stage_one(
+            wheel, plan, action, staged, options, env.executable, env.windows, umask
+        )
+        tick(1)
+        return result
+
+    if len(jobs) >= _PARALLEL_MIN_FILES:
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            staged = list(pool.map(run, jobs))
+    else:
+        staged = [run(job) for job in jobs]
+    problems = [s.problem for s in staged if s.problem]
+    if problems:
+        raise InvalidWheelError(wheel.path, problems)
+    return staged
+
+
+def _compile(
+    env: Environment, sources: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """Byte-compile with the *target* interpreter; returns ([(final .py, pyc rel, data)], errors).
+
+    The target compiles (its magic number, its optimizations) and hands the bytes back; stalwart
+    writes them, so bytecode goes through the filesystem layer and the transaction too.
+    """
+    if not sources:
+        return [], []
+    script = resources.files("stalwart").joinpath("_compile_pyc.py").read_text("utf-8")
+    proc = subprocess.run(
+        [env.executable, "-I", "-c", script],
+        input=json.dumps(sources),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+    )
+    if proc.returncode != 0:
+        return [], [f"byte-compilation failed: {proc.stderr.strip()[-500:]}"]
+    results: list[tuple[str, str, bytes]] = []
+    errors: list[str] = []
+    for (_, final), line in zip(sources, proc.stdout.splitlines(), strict=True):
+        row = json.loads(line)
+        if "error" in row:
+            errors.append(f"{final}: {row['error']}")
+        else:
+            results.append((final, row["pyc"], base64.b64decode(row["data"])))
+    return results, errors
+
+
+def _direct_url(path: str) -> dict[str, object]:
+    """What pip records for a wheel installed from a local file (PEP 610)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    hexdigest = digest.hexdigest()
+    return {
+        "archive_info": {"hash": f"sha256={hexdigest}", "hashes": {"sha256": hexdigest}},
+        "url": Path(os.path.abspath(path)).as_uri(),
+    }
+
+
+def _conflicts(
+    staged: list[_Staged], installed: dict[str, Installed], replacing: set[str], allow: bool
+) -> list[str]:
+    """Files of *other* distributions the new files would overwrite with different content."""
+    existing = [s for s in staged if os.path.lexists(s.action.dest)]
+    if not existing or allow:
+        return []
+    owners: dict[str, Installed] = {}
+    for dist in installed.values():
+        if dist.name in replacing:
+            continue
+        for path in dist.files():
+            owners[os.path.normcase(path)] = dist
+    problems: list[str] = []
+    for item in existing:
+        owner = owners.get(os.path.normcase(item.action.dest))
+        if owner is None:
+            continue
+        if _same_content(item.action.dest, item.staged):
+            continue  # e.g. a pkgutil namespace __init__.py shipped by every member
+        problems.append(f"{item.action.dest} belongs to {owner.display_name} {owner.version}")
+    return problems
+
+
+def _same_content(a: str, b: str) -> bool:
+    try:
+        if os.path.getsize(a) != os.path.getsize(b):
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
+def recover_environment(env: Environment) -> list[RecoveryReport]:
+    """Finish or undo transactions a crashed stalwart left; caller must hold the env lock."""
+    return recover(env.state_dir)
+
+
+def install(
+    wheel_paths: Sequence[str | os.PathLike[str]],
+    env: Environment,
+    options: InstallOptions = InstallOptions(),
+    *,
+    progress: Progress | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> InstallResult:
+    """Install *wheel_paths* into *env* as one transaction."""
+    start = time.perf_counter()
+    result = InstallResult()
+    _check_externally_managed(env, options)
+    wheels: list[Wheel] = []
+    try:
+        for path in wheel_paths:
+            wheels.append(
+                open_wheel(path, limits=options.limits, verify_record=options.verify_record)
+            )
+        seen: dict[str, str] = {}
+        for wheel in wheels:
+            check_compatible(wheel, env.tags)
+            if wheel.name in seen:
+                raise UsageError(
+                    f"{wheel.filename} and {seen[wheel.name]} are both {wheel.display_name}"
+                )
+            seen[wheel.name] = wheel.filename
+            result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
+        for lib_dir in env.lib_dirs:
+            fs.makedirs(lib_dir)
+        with EnvironmentLock(env.lib_dirs[0], timeout=options.lock_wait, notify=notify):
+            result.recovered = recover_environment(env)
+            _install_locked(wheels, env, options, result, progress)
+    finally:
+        for wheel in wheels:
+            wheel.close()
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def _install_locked(
+    wheels: list[Wheel],
+    env: Environment,
+    options: InstallOptions,
+    result: InstallResult,
+    progress: Progress | None,
+) -> None:
+    installed = find_installed(env.lib_dirs)
+    plans: list[WheelPlan] = []
+    previous: dict[str, Installed] = {}
+    for wheel in wheels:
+        old = installed.get(wheel.name)
+        if old is not None and old.version == str(wheel.version) and not options.reinstall:
+            from packaging.version import Version
+
+            if Version(old.version) == wheel.version:
+                result.dists.append(DistResult(wheel.display_name, old.version, "unchanged"))
+                continue
+        if old is not None:
+            previous[wheel.name] = old
+        plans.append(
+            plan_wheel(wheel, env, requested=options.requested, direct_url=_direct_url(wheel.path))
+        )
+    if not plans:
+        return
+    _check_not_self(plans, env)
+    removals = [plan_removal(old, [env.root], _stop_dirs(env)) for old in previous.values()]
+    umask = _current_umask()
+    total = sum(len(p.files) for p in plans)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress("staging", done, total)
+
+    txn = Transaction(env.state_dir)
+    try:
+        staged_by_plan = [_stage_wheel(p, txn, options, env, umask, tick) for p in plans]
+        problems = _conflicts(
+            [s for st in staged_by_plan for s in st],
+            installed,
+            set(previous),
+            options.allow_overwrite,
+        )
+        if problems:
+            raise ConflictError(
+                "installing would overwrite files of other distributions (pass "
+                "--allow-overwrite to do it anyway): " + "; ".join(problems[:10])
+            )
+        if progress is not None:
+            progress("compiling", 0, 1)
+        for plan, staged in zip(plans, staged_by_plan, strict=True):
+            _finish_wheel_staging(plan, staged, txn, env, options, result)
+        for removal in removals:
+            for path in removal.files:
+                txn.remove(path)  # ignored for paths the new version installs again
+            for directory in removal.prune:
+                txn.prune_if_empty(directory)
+        if progress is not None:
+            progress("committing", 0, 1)
+        txn.commit()
+    except BaseException:
+        txn.abort()
+        raise
+    for plan, staged in zip(plans, staged_by_plan, strict=True):
+        old = previous.get(plan.wheel.name)
+        if old is None:
+            action = "installed"
+        elif old.version == str(plan.wheel.version):
+            action = "reinstalled"
+        else:
+            action = "upgraded"
+        result.dists.append(
+            DistResult(
+                plan.wheel.display_name,
+                str(plan.wheel.version),
+                action,
+                previous=None if old is None else old.version,
+                files=len(staged),
+            )
+        )
+
+
+def _stop_dirs(env: Environment) -> list[str]:
+    scheme_dirs = [env.paths[k] for k in ("purelib", "platlib", "scripts", "data")]
+    return [*scheme_dirs, *env.lib_dirs, env.root]
+
+
+def _finish_wheel_staging(
+    plan: WheelPlan,
+    staged: list[_Staged],
+    txn: Transaction,
+    env: Environment,
+    options: InstallOptions,
+    result: InstallResult,
+) -> None:
+    rows = [s.entry for s in staged]
+    for item in staged:
+        txn.install(item.staged, item.action.dest)
+    if options.compile:
+        sources = [(s.staged, s.action.dest) for s in staged if s.action.compile]
+        compiled, errors = _compile(env, sources)
+        result.compile_errors.extend(errors)
+        for final, rel, data in compiled:
+            dest = os.path.normpath(os.path.join(os.path.dirname(final), rel))
+            path = txn.stage_path(dest)
+            with fs.open_for_write(path, exclusive=True) as writer:
+                writer.write(data)
+            txn.install(path, dest)
+            rows.append(RecordEntry(record_path(plan.lib_dir, dest)))
+    rows.append(RecordEntry(record_path(plan.lib_dir, plan.record_file)))
+    record = txn.stage_path(plan.record_file)
+    with fs.open_for_write(record, exclusive=True) as writer:
+        writer.write(format_record(rows))
+    txn.install(record, plan.record_file)
+
+
+def uninstall(
+    names: Sequence[str],
+    env: Environment,
+    *,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
+    notify: Callable[[str], None] | None = None,
+) -> InstallResult:
+    """Remove the named distributions as one transaction."""
+    from packaging.utils import canonicalize_name
+
+    start = time.perf_counter()
+    result = InstallResult()
+    with EnvironmentLock(env.lib_dirs[0], timeout=lock_wait, notify=notify):
+        result.recovered = recover_environment(env)
+        installed = find_installed(env.lib_dirs)
+        missing = [n for n in names if canonicalize_name(n) not in installed]
+        if missing:
+            raise UsageError(f"not installed: {', '.join(missing)}")
+        removals: list[Removal] = []
+        for name in dict.fromkeys(canonicalize_name(n) for n in names):
+            removals.append(plan_removal(installed[name], [env.root], _stop_dirs(env)))
+        txn = Transaction(env.state_dir)
+        try:
+            for removal in removals:
+                for path in removal.files:
+                    txn.remove(path)
+                for directory in removal.prune:
+                    txn.prune_if_empty(directory)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        for removal in removals:
+            result.dists.append(
+                DistResult(
+                    removal.dist.display_name,
+                    removal.dist.version,
+                    "uninstalled",
+                    files=len(removal.files),
+                )
+            )
+    result.elapsed = time.perf_counter() - start
+    return result

@@ -1,0 +1,108 @@
+"""Distributions already installed in an environment, read from their ``.dist-info``.
+
+Pure: only reads. Used to find upgrades, file conflicts, and what to uninstall or verify.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from stalwart.wheel.record import RecordEntry, parse_record
+
+__all__ = ["Installed", "find_installed", "find_distribution", "record_path_to_abs"]
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One installed distribution."""
+
+    name: str  # canonical (normalized) name
+    display_name: str
+    version: str
+    dist_info: str  # absolute path of the .dist-info directory
+    lib_dir: str  # the directory RECORD paths are relative to
+
+    @cached_property
+    def record(self) -> list[RecordEntry]:
+        try:
+            with open(os.path.join(self.dist_info, "RECORD"), encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        entries, _problems = parse_record(text, source=os.path.join(self.dist_info, "RECORD"))
+        return entries
+
+    @cached_property
+    def metadata(self) -> email.message.Message:
+        try:
+            with open(os.path.join(self.dist_info, "METADATA"), encoding="utf-8") as f:
+                return email.parser.HeaderParser().parse(f)
+        except OSError:
+            return email.message.Message()
+
+    def read_text(self, member: str) -> str | None:
+        try:
+            with open(os.path.join(self.dist_info, member), encoding="utf-8") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    @property
+    def installer(self) -> str:
+        return (self.read_text("INSTALLER") or "").strip()
+
+    @property
+    def requested(self) -> bool:
+        return os.path.exists(os.path.join(self.dist_info, "REQUESTED"))
+
+    def files(self) -> list[str]:
+        """Absolute paths RECORD lists (normalized, not resolved)."""
+        return [record_path_to_abs(self.lib_dir, e.path) for e in self.record]
+
+
+def record_path_to_abs(lib_dir: str, path: str) -> str:
+    """Turn a RECORD path (relative to *lib_dir*, or absolute) into a normalized absolute one."""
+    native = path.replace("/", os.sep)
+    return os.path.normpath(native if os.path.isabs(native) else os.path.join(lib_dir, native))
+
+
+def _read_dist(lib_dir: str, dirname: str) -> Installed | None:
+    from packaging.utils import canonicalize_name
+
+    dist_info = os.path.join(lib_dir, dirname)
+    metadata_path = os.path.join(dist_info, "METADATA")
+    try:
+        with open(metadata_path, encoding="utf-8") as f:
+            meta = email.parser.HeaderParser().parse(f)
+    except OSError:
+        return None
+    name, version = meta.get("Name"), meta.get("Version")
+    if not name or not version:
+        return None
+    return Installed(canonicalize_name(name), name, version, dist_info, lib_dir)
+
+
+def find_installed(lib_dirs: list[str]) -> dict[str, Installed]:
+    """Every distribution with a ``.dist-info`` in *lib_dirs*, by canonical name."""
+    found: dict[str, Installed] = {}
+    for lib_dir in dict.fromkeys(os.path.normpath(d) for d in lib_dirs):
+        try:
+            names = sorted(os.listdir(lib_dir))
+        except FileNotFoundError:
+            continue
+        for dirname in names:
+            if not dirname.endswith(".dist-info"):
+                continue
+            dist = _read_dist(lib_dir, dirname)
+            if dist is not None and dist.name not in found:
+                found[dist.name] = dist
+    return found
+
+
+def find_distribution(lib_dirs: list[str], name: str) -> Installed | None:
+    from packaging.utils import canonicalize_name
+
+    return find_installed(lib_dirs).get(canonicalize_name(name))

@@ -1,0 +1,288 @@
+"""All-or-nothing application of file moves, with a journal for crash recovery.
+
+A transaction lives in ``<state>/txn-<id>/``: ``stage/`` holds the new files, ``backup/`` the
+files moved aside, ``journal.json`` the full list of steps (written and fsynced once, before the
+first visible change), and ``COMMITTED`` marks that every step happened. Each step is a rename
+whose effect is visible on disk, so recovery needs no per-step log: it looks at which side of
+each rename a file is on.
+
+- Crash before ``journal.json``: nothing visible changed; delete the transaction directory.
+- Crash after it, before ``COMMITTED``: undo the steps in reverse (roll back).
+- Crash after ``COMMITTED``: finish the cleanup (roll forward).
+
+Every step goes through :mod:`stalwart.fs`, so rollback retries lock episodes too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from stalwart import fs
+from stalwart.errors import FilesystemError
+
+__all__ = [
+    "Transaction",
+    "RecoveryReport",
+    "RollbackIncompleteError",
+    "recover",
+    "pending_transactions",
+    "JOURNAL",
+    "COMMITTED",
+]
+
+JOURNAL = "journal.json"
+COMMITTED = "COMMITTED"
+_PREFIX = "txn-"
+_FORMAT = 1
+
+
+class RollbackIncompleteError(FilesystemError):
+    """Undoing a failed transaction could not finish; the journal is kept for ``recover``."""
+
+    def __init__(self, journal: str, cause: BaseException) -> None:
+        super().__init__(getattr(cause, "errno", None) or 0, str(cause))
+        self.journal = journal
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return (
+            f"the transaction could not be rolled back completely ({self.cause}). "
+            f"Its journal is {self.journal}; run `stalwart recover` once the file is released "
+            "to restore the environment."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What recovery did to one unfinished transaction."""
+
+    txn_dir: str
+    action: str  # "rolled back", "rolled forward", "discarded staging"
+    steps: int
+
+
+@dataclass
+class _Steps:
+    mkdirs: list[str] = field(default_factory=list)  # created, shallowest first
+    backups: list[tuple[str, str]] = field(default_factory=list)  # (dest, backup path)
+    installs: list[tuple[str, str]] = field(default_factory=list)  # (staged, dest)
+    prune: list[str] = field(default_factory=list)  # dirs to remove if empty after commit
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "format": _FORMAT,
+            "mkdirs": self.mkdirs,
+            "backups": self.backups,
+            "installs": self.installs,
+            "prune": self.prune,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> _Steps:
+        if data.get("format") != _FORMAT:
+            raise ValueError(f"unknown journal format {data.get('format')!r}")
+
+        def pairs(key: str) -> list[tuple[str, str]]:
+            return [(str(a), str(b)) for a, b in data[key]]  # type: ignore[attr-defined]
+
+        return cls(
+            mkdirs=[str(p) for p in data["mkdirs"]],  # type: ignore[attr-defined]
+            backups=pairs("backups"),
+            installs=pairs("installs"),
+            prune=[str(p) for p in data["prune"]],  # type: ignore[attr-defined]
+        )
+
+
+class Transaction:
+    """Collects staged files and removals, then applies them all or none.
+
+    Usage: write new files under :meth:`stage_path`, declare them with :meth:`install`, declare
+    removals with :meth:`remove`, then :meth:`commit`. :meth:`abort` discards everything.
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        name = f"{_PREFIX}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self.dir = os.path.join(state_dir, name)
+        self.stage_dir = os.path.join(self.dir, "stage")
+        self.backup_dir = os.path.join(self.dir, "backup")
+        fs.makedirs(self.stage_dir)
+        self._installs: dict[str, str] = {}  # dest -> staged
+        self._install_keys: set[str] = set()
+        self._removes: dict[str, None] = {}
+        self._prune: dict[str, None] = {}
+        self._counter = 0
+        self.committed = False
+
+    def stage_path(self, hint: str = "") -> str:
+        """A fresh path inside the staging area (flat, so staging needs no mkdir per file)."""
+        self._counter += 1
+        suffix = os.path.basename(hint)[-40:]
+        return os.path.join(self.stage_dir, f"{self._counter:06d}-{suffix}")
+
+    def install(self, staged: str, dest: str) -> None:
+        self._installs[dest] = staged
+        self._install_keys.add(os.path.normcase(dest))
+        self._removes.pop(dest, None)
+
+    def remove(self, dest: str) -> None:
+        """Delete *dest* at commit, unless this transaction installs a new file there."""
+        if os.path.normcase(dest) not in self._install_keys:
+            self._removes[dest] = None
+
+    def prune_if_empty(self, directory: str) -> None:
+        self._prune[directory] = None
+
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self.dir, JOURNAL)
+
+    def _steps(self) -> _Steps:
+        steps = _Steps()
+        missing: set[str] = set()
+        for dest in self._installs:
+            parent = os.path.dirname(dest)
+            while parent not in missing and not os.path.isdir(parent):
+                missing.add(parent)
+                parent = os.path.dirname(parent)
+        steps.mkdirs = sorted(missing, key=lambda p: (p.count(os.sep), p))
+        counter = 0
+        for dest in [*self._removes, *self._installs]:
+            if os.path.lexists(dest):
+                counter += 1
+                steps.backups.append((dest, os.path.join(self.backup_dir, f"{counter:06d}")))
+        steps.installs = [(staged, dest) for dest, staged in self._installs.items()]
+        steps.prune = sorted(self._prune, key=lambda p: (-p.count(os.sep), p))
+        return steps
+
+    def commit(self) -> int:
+        """Apply every step; on failure undo them all and re-raise. Returns the step count."""
+        steps = self._steps()
+        fs.write_atomic(self.journal_path, json.dumps(steps.to_json()).encode("utf-8"))
+        try:
+            _apply(steps, self.backup_dir)
+        except BaseException as exc:
+            try:
+                _undo(steps)
+            except BaseException as undo_error:
+                raise RollbackIncompleteError(self.journal_path, undo_error) from exc
+            self._discard()
+            raise
+        fs.write_atomic(os.path.join(self.dir, COMMITTED), b"")
+        self.committed = True
+        _finish(steps, self.dir, self.state_dir)
+        return len(steps.backups) + len(steps.installs)
+
+    def abort(self) -> None:
+        """Throw away everything staged; nothing visible has changed."""
+        if not self.committed:
+            self._discard()
+
+    def _discard(self) -> None:
+        fs.rmtree(self.dir, trash=_trash(self.state_dir))
+        _tidy_state_dir(self.state_dir)
+
+
+def _trash(state_dir: str) -> str:
+    return os.path.join(state_dir, "trash")
+
+
+def _apply(steps: _Steps, backup_dir: str) -> None:
+    for directory in steps.mkdirs:
+        fs.makedirs(directory)
+    if steps.backups:
+        fs.makedirs(backup_dir)
+    for dest, backup in steps.backups:
+        fs.rename(dest, backup)
+    for staged, dest in steps.installs:
+        fs.replace(staged, dest)
+
+
+def _undo(steps: _Steps) -> int:
+    """Reverse whatever part of *steps* happened, judging each step by what is on disk."""
+    undone = 0
+    for staged, dest in reversed(steps.installs):
+        if os.path.lexists(dest) and not os.path.lexists(staged):
+            fs.replace(dest, staged)
+            undone += 1
+    for dest, backup in reversed(steps.backups):
+        if os.path.lexists(backup):
+            fs.replace(backup, dest)
+            undone += 1
+    for directory in reversed(steps.mkdirs):
+        try:
+            fs.rmdir(directory)
+            undone += 1
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass  # not empty: something else lives there now; leave it
+    return undone
+
+
+def _prune(directories: Iterable[str]) -> None:
+    for directory in directories:
+        try:
+            fs.rmdir(directory)
+        except OSError:
+            pass  # missing or not empty: both fine
+
+
+def _finish(steps: _Steps, txn_dir: str, state_dir: str) -> None:
+    """After COMMITTED: drop backups and staging, prune emptied directories."""
+    _prune(steps.prune)
+    fs.rmtree(txn_dir, trash=_trash(state_dir))
+    _tidy_state_dir(state_dir)
+
+
+def _tidy_state_dir(state_dir: str) -> None:
+    """Empty the trash of earlier runs and remove the state directory if nothing is left."""
+    fs.empty_trash(_trash(state_dir))
+    try:
+        fs.rmdir(state_dir)
+    except OSError:
+        pass
+
+
+def pending_transactions(state_dir: str) -> list[str]:
+    """Transaction directories an earlier process left behind."""
+    try:
+        names = os.listdir(state_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(os.path.join(state_dir, n) for n in names if n.startswith(_PREFIX))
+
+
+def recover(state_dir: str) -> list[RecoveryReport]:
+    """Finish or undo every unfinished transaction in *state_dir*. Caller holds the env lock."""
+    reports: list[RecoveryReport] = []
+    for txn_dir in pending_transactions(state_dir):
+        journal = os.path.join(txn_dir, JOURNAL)
+        try:
+            with open(journal, encoding="utf-8") as f:
+                steps = _Steps.from_json(json.load(f))
+        except FileNotFoundError:
+            steps = None
+        except ValueError:
+            # A torn journal is impossible with write_atomic; an unreadable one is foreign.
+            raise FilesystemError(0, f"cannot read the journal {journal}") from None
+        if steps is None:
+            fs.rmtree(txn_dir, trash=_trash(state_dir))
+            reports.append(RecoveryReport(txn_dir, "discarded staging", 0))
+        elif os.path.exists(os.path.join(txn_dir, COMMITTED)):
+            _finish(steps, txn_dir, state_dir)
+            reports.append(RecoveryReport(txn_dir, "rolled forward", len(steps.prune)))
+        else:
+            undone = _undo(steps)
+            fs.rmtree(txn_dir, trash=_trash(state_dir))
+            reports.append(RecoveryReport(txn_dir, "rolled back", undone))
+    if reports:
+        _tidy_state_dir(state_dir)
+    else:
+        fs.empty_trash(_trash(state_dir))
+    return reports

@@ -1,0 +1,85 @@
+"""What removing an installed distribution takes away; pure planning plus the public API.
+
+The removal set is RECORD's files, the ``__pycache__`` entries of its ``.py`` files, and the
+rest of its ``.dist-info``. Any RECORD path that resolves outside the environment is refused:
+a hostile RECORD must not turn an uninstall into ``rm`` of arbitrary files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from stalwart.errors import UninstallError
+from stalwart.installed import Installed, record_path_to_abs
+
+__all__ = ["Removal", "plan_removal"]
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Files to delete and directories to drop if they end up empty."""
+
+    dist: Installed
+    files: tuple[str, ...]
+    prune: tuple[str, ...]
+
+
+def _inside(root: str, path: str) -> bool:
+    return os.path.commonpath([root, path]) == root
+
+
+def plan_removal(dist: Installed, roots: list[str], stop_dirs: list[str]) -> Removal:
+    """Plan the removal of *dist*; every path must lie below one of *roots* once resolved.
+
+    *stop_dirs* (site-packages, scripts, ...) are never pruned themselves.
+    """
+    real_roots = [os.path.realpath(r) for r in roots]
+    problems: list[str] = []
+    files: dict[str, None] = {}
+    for entry in dist.record:
+        path = record_path_to_abs(dist.lib_dir, entry.path)
+        # realpath of the parent: the file itself may be a symlink we are allowed to remove,
+        # but no directory on the way may lead outside the environment.
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if not any(_inside(root, real) for root in real_roots):
+            problems.append(f"RECORD entry {entry.path!r} resolves outside the environment")
+            continue
+        files[path] = None
+        if path.endswith(".py"):
+            for pyc in _pycache_entries(path):
+                files[pyc] = None
+    if problems:
+        raise UninstallError(
+            f"refusing to uninstall {dist.display_name} {dist.version}: "
+            + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        )
+    for dirpath, _dirnames, filenames in os.walk(dist.dist_info):
+        for name in filenames:
+            files[os.path.join(dirpath, name)] = None
+    stops = {os.path.normpath(d) for d in stop_dirs}
+    prune: dict[str, None] = {}
+    for path in files:
+        parent = os.path.dirname(path)
+        while parent not in stops and parent not in prune and parent != os.path.dirname(parent):
+            if not any(_inside(r, parent) for r in roots):
+                break
+            prune[parent] = None
+            parent = os.path.dirname(parent)
+    for dirpath, _dirnames, _filenames in os.walk(dist.dist_info, topdown=False):
+        prune[dirpath] = None
+    ordered = sorted(prune, key=lambda p: (-p.count(os.sep), p))
+    return Removal(dist, tuple(files), tuple(ordered))
+
+
+def _pycache_entries(py_path: str) -> list[str]:
+    """Bytecode of *py_path* for any interpreter: ``__pycache__/<stem>.*.pyc``."""
+    directory, name = os.path.split(py_path)
+    cache = os.path.join(directory, "__pycache__")
+    stem = name[:-3] + "."
+    try:
+        names = os.listdir(cache)
+    except OSError:
+        return []
+    return [os.path.join(cache, n) for n in names if n.startswith(stem) and n.endswith(".pyc")]
