@@ -238,6 +238,11 @@ def _summary(out: _Output, verb: str, result: InstallResult) -> None:
     line = f"{verb} {n} package{'s' if n != 1 else ''} in {result.elapsed * 1000:.0f} ms"
     if out.verbose:
         line += f"; {fs.runtime().stats.summary()}"
+        if result.phases:
+            out.detail(
+                "phases: "
+                + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.phases.items())
+            )
         for episode in fs.runtime().stats.episodes():
             state = "ok" if episode.resolved else "gave up"
             out.detail(
@@ -253,12 +258,14 @@ def _progress(out: _Output) -> Iterator[object]:
     if out.quiet or not sys.stderr.isatty() or os.environ.get("CI"):
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
+        console=Console(stderr=True),  # the TTY checked above; stdout stays clean
         transient=True,
     ) as bar:
         task = bar.add_task("staging", total=None)

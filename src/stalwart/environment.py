@@ -66,6 +66,7 @@ class Environment:
     stdlib: str
     platstdlib: str
     target: str | None = None
+    custom_prefix: bool = False  # --prefix: the interpreter's scheme, rooted elsewhere
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -263,6 +264,7 @@ def query_environment(
         stdlib=data["stdlib"],
         platstdlib=data["platstdlib"],
         target=os.path.abspath(target) if target else None,
+        custom_prefix=prefix is not None,
         raw=data,
     )
 

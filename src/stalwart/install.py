@@ -52,6 +52,7 @@ __all__ = [
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 _PARALLEL_MIN_FILES = 64
 _WORKERS = min(8, (os.cpu_count() or 2) * 2)
+_COMPILE_CHUNK = 40  # .py files per compiling process, at least
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class InstallResult:
     compile_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    #: Seconds per phase ("stage", "compile", "commit"): where the time of a command went.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> list[DistResult]:
@@ -103,9 +106,10 @@ def _current_umask() -> int:
 
 
 def _check_externally_managed(env: Environment, options: InstallOptions) -> None:
-    if env.in_venv or env.target is not None or options.break_system_packages:
+    # Like pip: --target and --prefix skip the check, as the marker cannot be located for them.
+    if env.in_venv or env.target is not None or env.custom_prefix:
         return
-    if env.raw.get("prefix_given"):
+    if options.break_system_packages:
         return
     marker = os.path.join(env.stdlib, "EXTERNALLY-MANAGED")
     if os.path.exists(marker):
@@ -233,29 +237,39 @@ def _compile(
     """Byte-compile with the *target* interpreter; returns ([(final .py, pyc rel, data)], errors).
 
     The target compiles (its magic number, its optimizations) and hands the bytes back; stalwart
-    writes them, so bytecode goes through the filesystem layer and the transaction too.
+    writes them, so bytecode goes through the filesystem layer and the transaction too. Large
+    sets are split over one interpreter process per core.
     """
     if not sources:
         return [], []
     script = resources.files("stalwart").joinpath("_compile_pyc.py").read_text("utf-8")
-    proc = subprocess.run(
-        [env.executable, "-I", "-c", script],
-        input=json.dumps(sources),
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
-    )
-    if proc.returncode != 0:
-        return [], [f"byte-compilation failed: {proc.stderr.strip()[-500:]}"]
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    workers = max(1, min(os.cpu_count() or 1, len(sources) // _COMPILE_CHUNK))
+    chunks = [sources[i::workers] for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [env.executable, "-I", "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_vars,
+        )
+        for _ in chunks
+    ]
     results: list[tuple[str, str, bytes]] = []
     errors: list[str] = []
-    for (_, final), line in zip(sources, proc.stdout.splitlines(), strict=True):
-        row = json.loads(line)
-        if "error" in row:
-            errors.append(f"{final}: {row['error']}")
-        else:
-            results.append((final, row["pyc"], base64.b64decode(row["data"])))
+    for chunk, proc in zip(chunks, procs, strict=True):
+        stdout, stderr = proc.communicate(json.dumps(chunk))
+        if proc.returncode != 0:
+            errors.append(f"byte-compilation failed: {stderr.strip()[-500:]}")
+            continue
+        for (_, final), line in zip(chunk, stdout.splitlines(), strict=True):
+            row = json.loads(line)
+            if "error" in row:
+                errors.append(f"{final}: {row['error']}")
+            else:
+                results.append((final, row["pyc"], base64.b64decode(row["data"])))
     return results, errors
 
 
@@ -387,6 +401,8 @@ def _install_locked(
         if progress is not None:
             progress("staging", done, total)
 
+    clock = time.perf_counter
+    t0 = clock()
     txn = Transaction(env.state_dir)
     try:
         staged_by_plan = [_stage_wheel(p, txn, options, env, umask, tick) for p in plans]
@@ -403,8 +419,10 @@ def _install_locked(
             )
         if progress is not None:
             progress("compiling", 0, 1)
+        t1 = clock()
         for plan, staged in zip(plans, staged_by_plan, strict=True):
             _finish_wheel_staging(plan, staged, txn, env, options, result)
+        t2 = clock()
         for removal in removals:
             for path in removal.files:
                 txn.remove(path)  # ignored for paths the new version installs again
@@ -416,6 +434,7 @@ def _install_locked(
     except BaseException:
         txn.abort()
         raise
+    result.phases.update(stage=t1 - t0, compile=t2 - t1, commit=clock() - t2)
     for plan, staged in zip(plans, staged_by_plan, strict=True):
         old = previous.get(plan.wheel.name)
         if old is None:

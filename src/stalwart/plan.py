@@ -120,7 +120,13 @@ def plan_wheel(
     script_paths: list[str] = []
     if entry_points:
         arch = env.platform if env.windows else None
-        for spec in scripts.script_specs(entry_points):
+        try:
+            specs = scripts.script_specs(entry_points)
+        except InvalidWheelError as exc:
+            # script_specs knows only the text: name the wheel, like every other problem here.
+            problems.extend(f"{wheel.dist_info}/entry_points.txt: {p}" for p in exc.problems)
+            specs = []
+        for spec in specs:
             for rel, content, _mode in scripts.script_files(
                 spec, _script_python(env, spec.gui), windows=env.windows, arch=arch
             ):

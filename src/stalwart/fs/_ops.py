@@ -234,8 +234,10 @@ def link(src: StrPath, dst: StrPath) -> bool:
     return True
 
 
-def unlink(path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = None) -> None:
-    """Remove a file.
+def unlink(
+    path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = None
+) -> str | None:
+    """Remove a file; returns the path it was moved to when it had to go to *trash*.
 
     On Windows a read-only file is made writable after the first access-denied (as ``del /f``
     would). A file that stays locked past the budget — a running ``.exe``, a loaded ``.pyd`` —
@@ -255,7 +257,8 @@ def unlink(path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = N
         except LockTimeoutError:
             if trash is None:
                 raise
-            move_to_trash(path, trash)
+            return move_to_trash(path, trash)
+    return None
 
 
 def rmdir(path: StrPath) -> None:
@@ -294,8 +297,8 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
             return trashed
         raise
     if not stat.S_ISDIR(st.st_mode):
-        unlink(top, trash=trash)
-        return trashed
+        moved = unlink(top, trash=trash)
+        return [moved] if moved else trashed
     _rmtree(top, None if trash is None else _s(trash), trashed)
     return trashed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass, replace
@@ -37,12 +38,13 @@ class RetryPolicy:
     brief_timeout: float = DEFAULT_BRIEF_TIMEOUT
 
     def __post_init__(self) -> None:
-        if self.timeout < 0 or self.brief_timeout < 0:
+        # Written as "not (good)" so that NaN, for which every comparison is false, fails too.
+        if not (self.timeout >= 0 and self.brief_timeout >= 0):
             raise ValueError("lock timeouts must be >= 0 seconds")
-        if not 0 < self.first_delay <= self.max_delay:
-            raise ValueError("need 0 < first_delay <= max_delay")
-        if self.multiplier < 1 or not 0 <= self.jitter < 1:
-            raise ValueError("need multiplier >= 1 and 0 <= jitter < 1")
+        if not (0 < self.first_delay <= self.max_delay < math.inf):
+            raise ValueError("need 0 < first_delay <= max_delay < inf")
+        if not (1 <= self.multiplier < math.inf and 0 <= self.jitter < 1):
+            raise ValueError("need 1 <= multiplier < inf and 0 <= jitter < 1")
 
     def with_timeout(self, timeout: float) -> RetryPolicy:
         return replace(self, timeout=timeout)
@@ -53,7 +55,10 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Sleep before retry number *attempt* (1 = after the first failure), capped."""
-        base = self.first_delay * self.multiplier ** min(attempt - 1, 64)
+        try:
+            base = self.first_delay * self.multiplier ** min(attempt - 1, 64)
+        except OverflowError:
+            base = self.max_delay
         if self.jitter and rng is not None:
             base *= 1.0 + rng.uniform(-self.jitter, self.jitter)
         return min(base, self.max_delay)

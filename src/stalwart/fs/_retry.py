@@ -132,7 +132,12 @@ class Stats:
         if not total.retries and not total.failures:
             return "no lock retries"
         parts = ", ".join(f"{op} {s.retries}" for op, s in sorted(by_op.items()) if s.retries)
-        return f"{total.retries} lock retries, waited {total.waited:.3f} s ({parts})"
+        text = f"{total.retries} lock retries, waited {total.waited:.3f} s"
+        if parts:
+            text += f" ({parts})"
+        if total.failures:
+            text += f"; {total.failures} still locked at the deadline"
+        return text
 
     def reset(self) -> None:
         with self._lock:
