@@ -511,7 +511,7 @@ HOSTILE: dict[str, Case] = {
     # limits
     "zip-bomb-ratio": (
         lambda: zip_bytes([ok("bomb.bin", bytes(2 * MiB))]),
-        None,
+        Limits(max_ratio=200),
         r"entry 'bomb\.bin': compression ratio \d+ exceeds the limit of 200",
     ),
     "zip-bomb-custom-ratio": (
