@@ -12,6 +12,8 @@ from importlib import _bootstrap_external
 
 def main():
     items = json.load(sys.stdin)
+    # Like py_compile: with SOURCE_DATE_EPOCH set (reproducible builds), hash-checked bytecode.
+    hashed = bool(os.environ.get("SOURCE_DATE_EPOCH"))
     out = sys.stdout
     for source, final in items:
         try:
@@ -19,7 +21,11 @@ def main():
                 data = f.read()
             st = os.stat(source)
             code = compile(data, final, "exec", dont_inherit=True)
-            pyc = _bootstrap_external._code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
+            if hashed:
+                source_hash = importlib.util.source_hash(data)
+                pyc = _bootstrap_external._code_to_hash_pyc(code, source_hash, True)
+            else:
+                pyc = _bootstrap_external._code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
             cache = importlib.util.cache_from_source(final)
             rel = os.path.relpath(cache, os.path.dirname(final))
             row = {"pyc": rel, "data": base64.b64encode(bytes(pyc)).decode("ascii")}

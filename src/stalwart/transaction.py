@@ -147,6 +147,7 @@ class Transaction:
         missing: set[str] = set()
         for dest in self._installs:
             parent = os.path.dirname(dest)
+            # Missing, or a file (of the old version, moved aside first): created at commit.
             while parent not in missing and not os.path.isdir(parent):
                 missing.add(parent)
                 parent = os.path.dirname(parent)
@@ -193,12 +194,13 @@ def _trash(state_dir: str) -> str:
 
 
 def _apply(steps: _Steps, backup_dir: str) -> None:
-    for directory in steps.mkdirs:
-        fs.makedirs(directory)
+    # Backups first: a file of the old version may stand where the new one needs a directory.
     if steps.backups:
         fs.makedirs(backup_dir)
     for dest, backup in steps.backups:
         fs.rename(dest, backup)
+    for directory in steps.mkdirs:
+        fs.makedirs(directory)
     for staged, dest in steps.installs:
         fs.replace(staged, dest)
 
@@ -210,18 +212,16 @@ def _undo(steps: _Steps) -> int:
         if os.path.lexists(dest) and not os.path.lexists(staged):
             fs.replace(dest, staged)
             undone += 1
-    for dest, backup in reversed(steps.backups):
-        if os.path.lexists(backup):
-            fs.replace(backup, dest)
-            undone += 1
     for directory in reversed(steps.mkdirs):
         try:
             fs.rmdir(directory)
             undone += 1
-        except FileNotFoundError:
-            pass
         except OSError:
-            pass  # not empty: something else lives there now; leave it
+            pass  # never created, or something else lives there now: leave it
+    for dest, backup in reversed(steps.backups):
+        if os.path.lexists(backup):
+            fs.replace(backup, dest)
+            undone += 1
     return undone
 
 

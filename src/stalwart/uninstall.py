@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from stalwart.errors import UninstallError
 from stalwart.installed import Installed, record_path_to_abs
 
-__all__ = ["Removal", "plan_removal"]
+__all__ = ["Removal", "plan_removal", "files_owned_by"]
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,22 @@ def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([root, path]) == root
 
 
-def plan_removal(dist: Installed, roots: list[str], stop_dirs: list[str]) -> Removal:
+def plan_removal(
+    dist: Installed,
+    roots: list[str],
+    stop_dirs: list[str],
+    keep: frozenset[str] = frozenset(),
+) -> Removal:
     """Plan the removal of *dist*; every path must lie below one of *roots* once resolved.
 
-    *stop_dirs* (site-packages, scripts, ...) are never pruned themselves.
+    *stop_dirs* (site-packages, scripts, ...) are never pruned themselves. *keep* holds
+    ``normcase``d paths that other installed distributions still list in their RECORD (a shared
+    namespace ``__init__.py``): pip deletes those, breaking the other distribution; we keep them.
     """
     real_roots = [os.path.realpath(r) for r in roots]
     problems: list[str] = []
     files: dict[str, None] = {}
+    listed_dirs: dict[str, None] = {}
     for entry in dist.record:
         path = record_path_to_abs(dist.lib_dir, entry.path)
         # realpath of the parent: the file itself may be a symlink we are allowed to remove,
@@ -44,6 +52,14 @@ def plan_removal(dist: Installed, roots: list[str], stop_dirs: list[str]) -> Rem
         real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         if not any(_inside(root, real) for root in real_roots):
             problems.append(f"RECORD entry {entry.path!r} resolves outside the environment")
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            # RECORD lists files, though some installers copy "pkg/" rows too. Removing a listed
+            # directory would take everything in it (a hostile '../../../bin' would delete the
+            # interpreter), so it is only dropped if it ends up empty, like any parent.
+            listed_dirs[path] = None
+            continue
+        if os.path.normcase(path) in keep:
             continue
         files[path] = None
         if path.endswith(".py"):
@@ -60,8 +76,8 @@ def plan_removal(dist: Installed, roots: list[str], stop_dirs: list[str]) -> Rem
             files[os.path.join(dirpath, name)] = None
     stops = {os.path.normpath(d) for d in stop_dirs}
     prune: dict[str, None] = {}
-    for path in files:
-        parent = os.path.dirname(path)
+    for start in [*(os.path.dirname(p) for p in files), *listed_dirs]:
+        parent = start
         while parent not in stops and parent not in prune and parent != os.path.dirname(parent):
             if not any(_inside(r, parent) for r in roots):
                 break
@@ -71,6 +87,11 @@ def plan_removal(dist: Installed, roots: list[str], stop_dirs: list[str]) -> Rem
         prune[dirpath] = None
     ordered = sorted(prune, key=lambda p: (-p.count(os.sep), p))
     return Removal(dist, tuple(files), tuple(ordered))
+
+
+def files_owned_by(dists: list[Installed]) -> frozenset[str]:
+    """``normcase``d absolute paths listed in the RECORDs of *dists*."""
+    return frozenset(os.path.normcase(p) for d in dists for p in d.files())
 
 
 def _pycache_entries(py_path: str) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Final, NamedTuple, Self
 
 from stalwart.errors import UnsafeArchiveError
 
-__all__ = ["Limits", "Entry", "WheelArchive", "CHUNK_SIZE"]
+__all__ = ["Limits", "Entry", "WheelArchive", "DEFAULT_LIMITS", "CHUNK_SIZE"]
 
 CHUNK_SIZE: Final = 1 << 20
 """Bytes read (and at most produced by inflating) per step while streaming an entry."""
@@ -94,6 +94,9 @@ class Limits:
     # wheels reach 1016:1 (onnx test data). The total-size cap is the main guard against bombs.
     max_ratio: float = 1024.0
     max_entries: int = 100_000
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 
 @dataclass(frozen=True, slots=True)
