@@ -27,9 +27,7 @@ def main():
         "base_prefix": getattr(sys, "base_prefix", sys.prefix),
         "in_venv": in_venv,
         "scheme": scheme,
-        "paths": {
-            key: paths[key] for key in ("purelib", "platlib", "scripts", "data", "include")
-        },
+        "paths": {key: paths[key] for key in ("purelib", "platlib", "scripts", "data", "include")},
         "implementation": sys.implementation.name,
         "cache_tag": sys.implementation.cache_tag,
         "version": list(sys.version_info[:3]),

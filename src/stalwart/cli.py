@@ -230,6 +230,8 @@ def _summary(out: _Output, verb: str, result: InstallResult) -> None:
             out.detail(f" = {dist.name} {dist.version} (already installed)")
         elif dist.action == "uninstalled":
             out.detail(f" - {dist.name} {dist.version}")
+        elif dist.action == "reinstalled":
+            out.detail(f" ~ {dist.name} {dist.version} (reinstalled)")
         else:
             out.detail(f" + {dist.name} {dist.version}")
     for error in result.compile_errors:
@@ -240,8 +242,7 @@ def _summary(out: _Output, verb: str, result: InstallResult) -> None:
         line += f"; {fs.runtime().stats.summary()}"
         if result.phases:
             out.detail(
-                "phases: "
-                + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.phases.items())
+                "phases: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.phases.items())
             )
         for episode in fs.runtime().stats.episodes():
             state = "ok" if episode.resolved else "gave up"
@@ -396,7 +397,8 @@ def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
         ):
             for path in paths:
                 out.info(f"  {kind}: {path}")
-    out.info(f"Verified {len(names)} packages: {bad} with differences")
+    plural = "s" if len(names) != 1 else ""
+    out.info(f"Verified {len(names)} package{plural}: {bad} with differences")
     return EXIT_DIFFERENCES if bad else EXIT_OK
 
 

@@ -34,7 +34,7 @@ from stalwart.installed import Installed, find_installed
 from stalwart.plan import FileAction, WheelPlan, plan_wheel, record_path
 from stalwart.scripts import rewrite_shebang
 from stalwart.transaction import RecoveryReport, Transaction, recover
-from stalwart.uninstall import Removal, files_owned_by, plan_removal
+from stalwart.uninstall import Removal, files_owned_by, interpreter_paths, plan_removal
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record
 from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
@@ -509,7 +509,14 @@ def uninstall(
         leaving = list(dict.fromkeys(canonicalize_name(n) for n in names))
         keep = files_owned_by([d for d in installed.values() if d.name not in leaving])
         removals: list[Removal] = [
-            plan_removal(installed[name], [env.root], _stop_dirs(env), keep) for name in leaving
+            plan_removal(
+                installed[name],
+                [env.root],
+                _stop_dirs(env),
+                keep,
+                interpreter_paths(env.executable, sys.executable),
+            )
+            for name in leaving
         ]
         txn = Transaction(env.state_dir)
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from stalwart.errors import UninstallError
 from stalwart.installed import Installed, record_path_to_abs
 
-__all__ = ["Removal", "plan_removal", "files_owned_by"]
+__all__ = ["Removal", "plan_removal", "files_owned_by", "interpreter_paths"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,14 @@ def plan_removal(
     roots: list[str],
     stop_dirs: list[str],
     keep: frozenset[str] = frozenset(),
+    protected: frozenset[str] = frozenset(),
 ) -> Removal:
     """Plan the removal of *dist*; every path must lie below one of *roots* once resolved.
 
     *stop_dirs* (site-packages, scripts, ...) are never pruned themselves. *keep* holds
     ``normcase``d paths that other installed distributions still list in their RECORD (a shared
     namespace ``__init__.py``): pip deletes those, breaking the other distribution; we keep them.
+    *protected* (``normcase``d real paths: the interpreter) makes the whole removal refused.
     """
     real_roots = [os.path.realpath(r) for r in roots]
     problems: list[str] = []
@@ -52,6 +54,9 @@ def plan_removal(
         real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         if not any(_inside(root, real) for root in real_roots):
             problems.append(f"RECORD entry {entry.path!r} resolves outside the environment")
+            continue
+        if protected and os.path.normcase(os.path.realpath(path)) in protected:
+            problems.append(f"RECORD entry {entry.path!r} is the environment's interpreter")
             continue
         if os.path.isdir(path) and not os.path.islink(path):
             # RECORD lists files, though some installers copy "pkg/" rows too. Removing a listed
@@ -87,6 +92,11 @@ def plan_removal(
         prune[dirpath] = None
     ordered = sorted(prune, key=lambda p: (-p.count(os.sep), p))
     return Removal(dist, tuple(files), tuple(ordered))
+
+
+def interpreter_paths(*executables: str) -> frozenset[str]:
+    """``normcase``d real paths of *executables*, for :func:`plan_removal`'s *protected*."""
+    return frozenset(os.path.normcase(os.path.realpath(e)) for e in executables)
 
 
 def files_owned_by(dists: list[Installed]) -> frozenset[str]:

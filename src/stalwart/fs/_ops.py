@@ -234,9 +234,7 @@ def link(src: StrPath, dst: StrPath) -> bool:
     return True
 
 
-def unlink(
-    path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = None
-) -> str | None:
+def unlink(path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = None) -> str | None:
     """Remove a file; returns the path it was moved to when it had to go to *trash*.
 
     On Windows a read-only file is made writable after the first access-denied (as ``del /f``

@@ -1,0 +1,721 @@
+"""The ``stalwart`` command, end to end: real wheels, real virtual environments.
+
+Most tests run the installed console script in a subprocess (exit codes, stdout/stderr as a user
+sees them); some call :func:`stalwart.cli.main` in-process with ``capsys`` for speed and for
+things a subprocess cannot fake (an externally managed interpreter).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import stalwart
+import stalwart.cli
+import stalwart.fs
+from stalwart.environment import query_environment
+from stalwart.errors import ExternallyManagedError
+from stalwart.install import InstallOptions, _check_externally_managed, install
+from wheelfactory import make_wheel
+
+STALWART = Path(sys.executable).with_name("stalwart")
+SUMMARY = re.compile(r"^Installed (\d+) packages? in \d+ ms$", re.MULTILINE)
+PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+# -- wheels ---------------------------------------------------------------------------------------
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def build_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    files: Mapping[str, bytes],
+    *,
+    entry_points: str | None = None,
+    data: Mapping[str, bytes] | None = None,
+    modes: Mapping[str, int] | None = None,
+) -> Path:
+    """A valid pure-Python wheel: ``files`` at the root, ``data`` under ``.data/``, and
+    METADATA, WHEEL, entry_points.txt and a correct RECORD in ``.dist-info``."""
+    dist_info = f"{name}-{version}.dist-info"
+    content = dict(files)
+    for key, value in (data or {}).items():
+        content[f"{name}-{version}.data/{key}"] = value
+    content[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name} for tests\n"
+        "Requires-Dist: packaging\n"
+    ).encode()
+    content[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    if entry_points is not None:
+        content[f"{dist_info}/entry_points.txt"] = entry_points.encode()
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    for path, body in content.items():
+        writer.writerow((path, f"sha256={_b64(hashlib.sha256(body).digest())}", len(body)))
+    writer.writerow((f"{dist_info}/RECORD", "", ""))
+    content[f"{dist_info}/RECORD"] = out.getvalue().encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    return make_wheel(directory / f"{name}-{version}-py3-none-any.whl", content, modes=modes)
+
+
+DEMO_FILES = {
+    "demo/__init__.py": b"def main():\n    print('demo main')\n    return 0\n",
+    "demo/sub/__init__.py": b"",
+    "demo/sub/mod.py": b"VALUE = 42\n",
+    "demo/data.json": b'{"a": 1}\n',
+}
+DEMO_DATA = {
+    "scripts/demo-tool": b"#!python\nprint('tool')\n",
+    "data/share/demo/readme.txt": b"read me\n",
+}
+DEMO_ENTRY_POINTS = "[console_scripts]\ndemo-cli = demo:main\n[gui_scripts]\ndemo-gui = demo:main\n"
+
+
+@dataclass(frozen=True)
+class Wheels:
+    demo: Path
+    other: Path
+    alpha: Path  # ships shared/x.py with content A
+    beta: Path  # ships shared/x.py with content B
+    gamma: Path  # ships shared/x.py with content A, like alpha
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
+    root = tmp_path_factory.mktemp("wheels")
+    return Wheels(
+        demo=build_wheel(
+            root, "demo", "1.0", DEMO_FILES, entry_points=DEMO_ENTRY_POINTS, data=DEMO_DATA
+        ),
+        other=build_wheel(root, "other", "2.0", {"other.py": b"X = 1\n"}),
+        alpha=build_wheel(root, "alpha", "1.0", {"shared/x.py": b"WHO = 'A'\n", "alpha.py": b""}),
+        beta=build_wheel(root, "beta", "1.0", {"shared/x.py": b"WHO = 'B'\n", "beta.py": b""}),
+        gamma=build_wheel(root, "gamma", "1.0", {"shared/x.py": b"WHO = 'A'\n", "gamma.py": b""}),
+    )
+
+
+# -- environments and running the command ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Venv:
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    @property
+    def site(self) -> Path:
+        return self.root / "lib" / PY / "site-packages"
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+
+def make_venv(path: Path) -> Venv:
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60
+    )
+    venv = Venv(path)
+    assert venv.site.is_dir()
+    return venv
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> Venv:
+    return make_venv(tmp_path / "venv")
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
+    env["STALWART_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    env["CI"] = "1"
+    return env
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run(cli_env: dict[str, str]) -> Run:
+    """``run(*args, env=...)``: the real console script in a subprocess."""
+
+    def go(*args: str | Path, env: Mapping[str, str] | None = None, cmd: list[str] | None = None):
+        return subprocess.run(
+            [*(cmd or [str(STALWART)]), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={**cli_env, **(env or {})},
+            timeout=120,
+            check=False,
+        )
+
+    return go
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., Result]:
+    """``cli(*args)``: :func:`stalwart.cli.main` in-process; the fs runtime is restored after."""
+    monkeypatch.setenv("STALWART_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("STALWART_LOCK_TIMEOUT", raising=False)
+
+    def go(*args: str | Path) -> Result:
+        capsys.readouterr()
+        with stalwart.fs.settings():
+            code = stalwart.cli.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return go
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path below ``root``: type, permission bits, content or link target."""
+    tree: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if stat.S_ISLNK(st.st_mode):
+                tree[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                tree[rel] = ("dir", stat.S_IMODE(st.st_mode))
+            else:
+                tree[rel] = ("file", stat.S_IMODE(st.st_mode), Path(path).read_bytes())
+    return tree
+
+
+def assert_error(proc: subprocess.CompletedProcess[str] | Result, code: int, *says: str) -> None:
+    rc = proc.returncode if isinstance(proc, subprocess.CompletedProcess) else proc.code
+    err = proc.stderr if isinstance(proc, subprocess.CompletedProcess) else proc.err
+    assert rc == code, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    for part in says:
+        assert part in err, (part, err)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+# -- basics ---------------------------------------------------------------------------------------
+
+
+def test_version(run: Run) -> None:
+    proc = ok(run("--version"))
+    assert proc.stdout == f"stalwart {stalwart.__version__}\n"
+
+
+def test_version_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        stalwart.cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"stalwart {stalwart.__version__}\n"
+
+
+def test_python_dash_m(run: Run) -> None:
+    proc = ok(run("--version", cmd=[sys.executable, "-m", "stalwart"]))
+    assert proc.stdout == f"stalwart {stalwart.__version__}\n"
+
+
+def test_self_check(run: Run) -> None:
+    proc = ok(run("self-check"))
+    assert "filesystem layer ok" in proc.stdout
+    assert "lock policy: retry up to 10 s" in proc.stdout
+
+
+def test_self_check_follows_lock_timeout(cli: Callable[..., Result]) -> None:
+    result = cli("self-check", "--lock-timeout", "2.5")
+    assert result.code == 0, result.err
+    assert "retry up to 2.5 s" in result.out
+
+
+def test_no_command_prints_help(run: Run) -> None:
+    proc = run()
+    assert proc.returncode == 2
+    assert "usage: stalwart" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["install"], "nothing to install: name wheel files or use -r FILE"),
+        (["install", "--no-such-flag", "x.whl"], "unrecognized arguments: --no-such-flag"),
+        (["uninstall"], "the following arguments are required: NAME"),
+        (["install", "--target", "a", "--prefix", "b", "x.whl"], "not allowed with argument"),
+        (["list", "--format", "yaml"], "invalid choice: 'yaml'"),
+        (["install", "--lock-timeout", "abc", "x.whl"], "'abc' is not a number of seconds"),
+        (["install", "--lock-timeout", "-1", "x.whl"], "must be >= 0 seconds"),
+        (["install", "--lock-timeout", "nan", "x.whl"], "must be >= 0 seconds"),
+        (["install", "--lock-wait", "soon", "x.whl"], "'soon' is not a number of seconds"),
+    ],
+)
+def test_usage_errors_exit_2(cli: Callable[..., Result], args: list[str], says: str) -> None:
+    result = cli(*args)
+    assert_error(result, 2, says)
+    assert result.out == ""
+
+
+def test_usage_error_subprocess(run: Run, wheels: Wheels) -> None:
+    proc = run("install", "--lock-timeout", "abc", wheels.demo)
+    assert_error(proc, 2, "error: argument --lock-timeout: 'abc' is not a number of seconds")
+    assert proc.stderr.startswith("usage: stalwart install")
+    assert proc.stdout == ""
+
+
+def test_bad_lock_timeout_env(run: Run, venv: Venv, wheels: Wheels) -> None:
+    before = snapshot(venv.root)
+    proc = run(
+        "install", "--python", venv.python, wheels.demo, env={"STALWART_LOCK_TIMEOUT": "abc"}
+    )
+    assert_error(proc, 2, "STALWART_LOCK_TIMEOUT='abc' is not a number of seconds")
+    assert proc.stderr.startswith("error: ")
+    assert snapshot(venv.root) == before
+    proc = run("list", "--python", venv.python, env={"STALWART_LOCK_TIMEOUT": "-3"})
+    assert_error(proc, 2, "STALWART_LOCK_TIMEOUT='-3' must be >= 0 seconds")
+
+
+def test_good_lock_timeout_env(run: Run) -> None:
+    proc = ok(run("self-check", env={"STALWART_LOCK_TIMEOUT": "3"}))
+    assert "retry up to 3 s" in proc.stdout
+
+
+def test_missing_wheel_file(run: Run, venv: Venv, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "ghost-1.0-py3-none-any.whl"
+    before = snapshot(venv.root)
+    proc = run("install", "--python", venv.python, missing)
+    assert_error(proc, 1, str(missing))
+    assert proc.stderr.startswith("error: ")
+    assert snapshot(venv.root) == before
+
+
+def test_missing_interpreter(run: Run, tmp_path: Path, wheels: Wheels) -> None:
+    proc = run("install", "--python", tmp_path / "no" / "python", wheels.demo)
+    assert_error(proc, 4, "does not exist")
+
+
+# -- install, list, show --------------------------------------------------------------------------
+
+
+def test_install_summary_and_result(run: Run, venv: Venv, wheels: Wheels) -> None:
+    proc = ok(run("install", "--python", venv.python, wheels.demo, wheels.other))
+    match = SUMMARY.search(proc.stdout)
+    assert match is not None, proc.stdout
+    assert match[1] == "2"
+    assert "Installed 2 packages in " in proc.stdout
+    assert proc.stderr == ""
+    assert (venv.site / "demo" / "sub" / "mod.py").read_bytes() == b"VALUE = 42\n"
+    assert (venv.site / "other.py").is_file()
+    assert list((venv.site / "demo" / "__pycache__").glob("__init__.*.pyc"))
+    assert (venv.root / "share" / "demo" / "readme.txt").read_bytes() == b"read me\n"
+    assert not (venv.site / ".stalwart").exists()
+    # Generated and .data scripts point at the venv's interpreter and run.
+    for script in ("demo-cli", "demo-gui", "demo-tool"):
+        path = venv.bin / script
+        assert path.read_bytes().startswith(f"#!{venv.python}\n".encode()), script
+        assert os.access(path, os.X_OK), script
+    launched = subprocess.run(
+        [venv.bin / "demo-cli"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (launched.returncode, launched.stdout) == (0, "demo main\n")
+
+
+def test_install_one_package_summary(cli: Callable[..., Result], venv: Venv, wheels: Wheels):
+    result = cli("install", "--python", venv.python, wheels.other)
+    assert result.code == 0, result.err
+    assert SUMMARY.fullmatch(result.out.strip()), result.out
+    assert "Installed 1 package in " in result.out
+
+
+def test_quiet_prints_nothing(run: Run, venv: Venv, wheels: Wheels) -> None:
+    proc = ok(run("install", "-q", "--python", venv.python, wheels.demo))
+    assert (proc.stdout, proc.stderr) == ("", "")
+    proc = ok(run("uninstall", "-q", "--python", venv.python, "demo"))
+    assert (proc.stdout, proc.stderr) == ("", "")
+
+
+def test_verbose_reports_lock_retries(run: Run, venv: Venv, wheels: Wheels) -> None:
+    proc = ok(run("install", "-v", "--python", venv.python, wheels.demo))
+    assert " + demo 1.0" in proc.stdout
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("Installed")]
+    assert len(summary) == 1
+    assert re.fullmatch(r"Installed 1 package in \d+ ms; .*lock retries.*", summary[0])
+
+
+def test_list_and_json(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--python", venv.python, wheels.demo, wheels.other))
+    proc = ok(run("list", "--python", venv.python))
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["Package", "Version"]
+    assert ["demo", "1.0"] in [line.split() for line in lines]
+    assert ["other", "2.0"] in [line.split() for line in lines]
+
+    proc = ok(run("list", "--python", venv.root, "--format", "json"))  # a venv dir works too
+    rows = json.loads(proc.stdout)
+    assert rows == [
+        {"name": "demo", "version": "1.0", "installer": "stalwart", "requested": True},
+        {"name": "other", "version": "2.0", "installer": "stalwart", "requested": True},
+    ]
+
+
+def test_list_empty_json(cli: Callable[..., Result], venv: Venv) -> None:
+    result = cli("list", "--python", venv.python, "--format", "json")
+    assert result.code == 0
+    assert json.loads(result.out) == []
+
+
+def test_show(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--python", venv.python, wheels.demo))
+    proc = ok(run("show", "--python", venv.python, "DEMO"))
+    fields = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert fields["Name"] == "demo"
+    assert fields["Version"] == "1.0"
+    assert fields["Summary"] == "demo for tests"
+    assert Path(fields["Location"]) == venv.site
+    assert fields["Installer"] == "stalwart"
+    assert fields["Requested"] == "yes"
+    assert fields["Requires"] == "packaging"
+    assert int(fields["Files"]) > len(DEMO_FILES)
+    assert_error(run("show", "--python", venv.python, "demo", "nope"), 1, "not installed: nope")
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def test_verify(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--python", venv.python, wheels.demo))
+    proc = ok(run("verify", "--python", venv.python))
+    assert "Verified 1 package: 0 with differences" in proc.stdout
+
+    mod = venv.site / "demo" / "sub" / "mod.py"
+    mod.write_bytes(b"VALUE = 43\n")
+    proc = run("verify", "--python", venv.python)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"changed: {mod}" in proc.stdout
+    assert "missing:" not in proc.stdout
+    assert "extra:" not in proc.stdout
+
+    readme = venv.root / "share" / "demo" / "readme.txt"
+    readme.unlink()
+    proc = run("verify", "--python", venv.python, "demo")
+    assert proc.returncode == 5
+    assert f"changed: {mod}" in proc.stdout
+    assert f"missing: {readme}" in proc.stdout
+
+    stray = venv.site / "demo" / "stray.txt"
+    stray.write_text("not from the wheel\n")
+    (venv.bin / "someone-elses-script").write_text("#!/bin/sh\n")  # bin/ is shared: not extra
+    proc = run("verify", "--python", venv.python)
+    assert proc.returncode == 5
+    assert f"extra: {stray}" in proc.stdout
+    assert "someone-elses-script" not in proc.stdout
+    assert "Verified 1 package: 1 with differences" in proc.stdout
+
+    assert_error(run("verify", "--python", venv.python, "nope"), 1, "not installed: nope")
+
+
+# -- uninstall and reinstall ----------------------------------------------------------------------
+
+
+def test_uninstall_restores_the_environment(run: Run, venv: Venv, wheels: Wheels) -> None:
+    pristine = snapshot(venv.root)
+    ok(run("install", "--python", venv.python, wheels.demo, wheels.other))
+    pycache = venv.site / "demo" / "sub" / "__pycache__"
+    assert list(pycache.glob("mod.*.pyc"))
+    # Bytecode another interpreter wrote later belongs to the package too.
+    (pycache / "mod.cpython-399.pyc").write_bytes(b"stale")
+    for script in ("demo-cli", "demo-gui", "demo-tool"):
+        assert (venv.bin / script).is_file()
+
+    proc = ok(run("uninstall", "--python", venv.python, "demo", "other", "-y"))
+    assert re.search(r"^Uninstalled 2 packages in \d+ ms$", proc.stdout, re.MULTILINE)
+    assert snapshot(venv.root) == pristine
+    assert not (venv.site / "demo").exists()
+    assert not (venv.root / "share").exists()
+    for script in ("demo-cli", "demo-gui", "demo-tool"):
+        assert not (venv.bin / script).exists()
+
+
+def test_uninstall_keeps_foreign_files_and_their_dirs(run: Run, venv: Venv, wheels: Wheels):
+    ok(run("install", "--python", venv.python, wheels.demo))
+    mine = venv.site / "demo" / "sub" / "notes.txt"
+    mine.write_text("user file\n")
+    ok(run("uninstall", "--python", venv.python, "demo"))
+    assert mine.read_text() == "user file\n"
+    assert not (venv.site / "demo" / "sub" / "mod.py").exists()
+    assert not (venv.site / "demo" / "sub" / "__pycache__").exists()
+    assert not (venv.site / "demo-1.0.dist-info").exists()
+
+
+def test_uninstall_not_installed(run: Run, venv: Venv) -> None:
+    # An unknown distribution is a UsageError ("the request itself is wrong"): exit 2.
+    assert_error(run("uninstall", "--python", venv.python, "ghost"), 2, "not installed: ghost")
+
+
+def test_reinstall(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--python", venv.python, wheels.demo))
+    mod = venv.site / "demo" / "sub" / "mod.py"
+    mod.write_bytes(b"VALUE = 'edited'\n")
+
+    proc = ok(run("install", "-v", "--python", venv.python, wheels.demo))
+    assert " = demo 1.0 (already installed)" in proc.stdout
+    assert re.search(r"^Installed 0 packages in \d+ ms", proc.stdout, re.MULTILINE)
+    assert mod.read_bytes() == b"VALUE = 'edited'\n"  # untouched
+
+    proc = ok(run("install", "--reinstall", "--python", venv.python, wheels.demo))
+    assert re.search(r"^Installed 1 package in \d+ ms", proc.stdout, re.MULTILINE)
+    assert mod.read_bytes() == b"VALUE = 42\n"
+    ok(run("verify", "--python", venv.python))
+
+
+def test_upgrade_removes_files_of_the_old_version(
+    run: Run, venv: Venv, wheels: Wheels, tmp_path: Path
+) -> None:
+    ok(run("install", "--python", venv.python, wheels.demo))
+    new_files = {k: v for k, v in DEMO_FILES.items() if k != "demo/sub/mod.py"}
+    demo2 = build_wheel(tmp_path / "v2", "demo", "2.0", new_files, entry_points=DEMO_ENTRY_POINTS)
+    proc = ok(run("install", "-v", "--python", venv.python, demo2))
+    assert " ~ demo 1.0 -> 2.0" in proc.stdout
+    assert not (venv.site / "demo" / "sub" / "mod.py").exists()
+    assert not (venv.site / "demo-1.0.dist-info").exists()
+    assert not (venv.bin / "demo-tool").exists()
+    assert (venv.bin / "demo-cli").is_file()
+    ok(run("verify", "--python", venv.python))
+
+
+# -- requirements files, --target, --prefix -------------------------------------------------------
+
+
+def test_requirements_file(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
+    local = tmp_path / "reqs" / "wheels"
+    local.mkdir(parents=True)
+    (local / wheels.demo.name).write_bytes(wheels.demo.read_bytes())
+    reqs = tmp_path / "reqs" / "requirements.txt"
+    reqs.write_text(
+        "# local wheels only\n\n"
+        f"wheels/{wheels.demo.name}\n"  # relative to the requirements file
+        f"{wheels.other}  # absolute, with a comment\n"
+    )
+    proc = ok(run("install", "--python", venv.python, "-r", reqs))
+    assert SUMMARY.search(proc.stdout)[1] == "2"  # type: ignore[index]
+    assert (venv.site / "demo" / "__init__.py").is_file()
+    assert (venv.site / "other.py").is_file()
+
+
+def test_requirements_file_problems(run: Run, venv: Venv, tmp_path: Path) -> None:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("requests==2.31\n")
+    assert_error(run("install", "--python", venv.python, "-r", reqs), 2, "'requests==2.31'")
+    missing = tmp_path / "missing.txt"
+    assert_error(run("install", "--python", venv.python, "-r", missing), 1, str(missing))
+
+
+def test_target(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    before = snapshot(venv.root)
+    ok(run("install", "--python", venv.python, "--target", target, wheels.demo))
+    assert (target / "demo" / "sub" / "mod.py").read_bytes() == b"VALUE = 42\n"
+    assert (target / "demo-1.0.dist-info" / "METADATA").is_file()
+    assert (target / "bin" / "demo-cli").read_bytes().startswith(f"#!{venv.python}\n".encode())
+    assert (target / "bin" / "demo-tool").is_file()
+    assert (target / "share" / "demo" / "readme.txt").is_file()
+    assert not (target / ".stalwart").exists()
+    assert snapshot(venv.root) == before, "--target must not touch the venv"
+
+    listed = json.loads(
+        ok(run("list", "--python", venv.python, "--target", target, "--format", "json")).stdout
+    )
+    assert [row["name"] for row in listed] == ["demo"]
+    ok(run("verify", "--python", venv.python, "--target", target))
+    ok(run("uninstall", "--python", venv.python, "--target", target, "demo"))
+    assert sorted(os.listdir(target)) == []
+
+
+def test_prefix(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    before = snapshot(venv.root)
+    ok(run("install", "--python", venv.python, "--prefix", prefix, wheels.demo))
+    site = prefix / "lib" / PY / "site-packages"
+    assert (site / "demo" / "sub" / "mod.py").read_bytes() == b"VALUE = 42\n"
+    assert (site / "demo-1.0.dist-info" / "RECORD").is_file()
+    assert (prefix / "bin" / "demo-cli").read_bytes().startswith(f"#!{venv.python}\n".encode())
+    assert (prefix / "share" / "demo" / "readme.txt").is_file()
+    assert snapshot(venv.root) == before, "--prefix must not touch the venv"
+    ok(run("verify", "--python", venv.python, "--prefix", prefix))
+
+
+# -- conflicts ------------------------------------------------------------------------------------
+
+
+def test_conflicting_file(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--python", venv.python, wheels.alpha))
+    shared = venv.site / "shared" / "x.py"
+    before = snapshot(venv.root)
+    proc = run("install", "--python", venv.python, wheels.beta)
+    assert_error(proc, 1, f"{shared} belongs to alpha 1.0", "--allow-overwrite")
+    assert snapshot(venv.root) == before
+
+    # Same content: a shared file is fine (pkgutil-style namespace __init__.py files).
+    ok(run("install", "--python", venv.python, wheels.gamma))
+    assert shared.read_bytes() == b"WHO = 'A'\n"
+
+    ok(run("install", "--allow-overwrite", "--python", venv.python, wheels.beta))
+    assert shared.read_bytes() == b"WHO = 'B'\n"
+    assert (venv.site / "beta.py").is_file()
+
+
+def test_two_wheels_of_one_distribution(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path):
+    demo2 = build_wheel(tmp_path, "demo", "2.0", {"demo/__init__.py": b""})
+    proc = run("install", "--python", venv.python, wheels.demo, demo2)
+    assert_error(proc, 2, "are both demo")
+
+
+# -- PEP 668 --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def managed_env(venv: Venv, tmp_path: Path):
+    """The venv's real description, but claiming to be a system interpreter whose stdlib
+    carries an EXTERNALLY-MANAGED marker."""
+    real = query_environment(str(venv.python), use_cache=False)
+    stdlib = tmp_path / "stdlib"
+    stdlib.mkdir()
+    (stdlib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
+    changes: dict[str, object] = {"stdlib": str(stdlib), "in_venv": False, "target": None}
+    if "custom_prefix" in {f.name for f in dataclasses.fields(real)}:
+        changes["custom_prefix"] = False
+    return dataclasses.replace(real, **changes)
+
+
+def test_externally_managed(managed_env, venv: Venv, wheels: Wheels) -> None:
+    marker = os.path.join(managed_env.stdlib, "EXTERNALLY-MANAGED")
+    with pytest.raises(ExternallyManagedError, match="--break-system-packages") as caught:
+        _check_externally_managed(managed_env, InstallOptions())
+    assert marker in str(caught.value)
+    assert "PEP 668" in str(caught.value)
+    _check_externally_managed(managed_env, InstallOptions(break_system_packages=True))
+    # The marker is what counts: without it, a system interpreter is fine.
+    os.unlink(marker)
+    _check_externally_managed(managed_env, InstallOptions())
+
+
+def test_externally_managed_install_and_cli(
+    managed_env, venv: Venv, wheels: Wheels, cli: Callable[..., Result], monkeypatch
+) -> None:
+    before = snapshot(venv.root)
+    with pytest.raises(ExternallyManagedError):
+        install([wheels.demo], managed_env)
+    assert snapshot(venv.root) == before
+
+    monkeypatch.setattr(stalwart.cli, "_environment", lambda args: managed_env)
+    result = cli("install", wheels.demo)
+    assert_error(result, 4, "externally managed", "--break-system-packages")
+    assert result.err.startswith("error: ")
+    assert snapshot(venv.root) == before
+
+    result = cli("install", "--break-system-packages", wheels.demo)
+    assert result.code == 0, result.err
+    assert (venv.site / "demo" / "__init__.py").is_file()
+
+
+# -- progress bar ---------------------------------------------------------------------------------
+
+
+def test_no_progress_bar_when_stderr_is_not_a_tty(
+    run: Run, venv: Venv, wheels: Wheels, cli_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in cli_env.items() if k != "CI"}
+    proc = subprocess.run(
+        [STALWART, "install", "--python", venv.python, wheels.demo],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert SUMMARY.fullmatch(proc.stdout.strip()), proc.stdout
+    assert "\x1b" not in proc.stdout
+
+
+def test_no_progress_bar_in_process(cli: Callable[..., Result], venv: Venv, wheels: Wheels):
+    result = cli("install", "--python", venv.python, wheels.demo)
+    assert result.code == 0
+    assert result.err == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_progress_bar_goes_to_the_terminal_on_stderr(
+    venv: Venv, wheels: Wheels, cli_env: dict[str, str]
+) -> None:
+    """Control for the test above; the bar must not leak into a redirected stdout."""
+    import pty
+    import select
+
+    env = {k: v for k, v in cli_env.items() if k != "CI"}
+    env["TERM"] = "xterm"
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [STALWART, "install", "--python", venv.python, wheels.demo],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        os.close(slave)
+        seen = b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # EIO once the other side is closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    stdout = proc.stdout.decode()
+    assert SUMMARY.fullmatch(stdout.rstrip("\n")), repr(stdout)
+    assert b"staging" in seen or b"\x1b[" in seen, seen[:200]
