@@ -28,6 +28,7 @@ import csv
 import hashlib
 import io
 import json
+import marshal
 import os
 import posixpath
 import stat
@@ -203,10 +204,15 @@ def compare(raw_ref: Tree, ref_root: Path, got: Tree, got_root: Path) -> list[st
             problems.extend(_record_problems(rel, raw_ref, got, scripts))
         elif rel.endswith(".pyc"):
             # Allowed: the source mtime in the header (each venv's files were written at their
-            # own time); it must match the source next to it. Magic, flags, size and code equal.
+            # own time); it must match the source next to it. Magic, flags and size equal, and
+            # the code objects equal. Not the marshal bytes: marshal marks objects referenced
+            # more than once, and which strings are shared (interned) depends on what else the
+            # compiling process compiled before (pip: everything in one process, in its order).
             problems.extend(pyc_problems(rel, ref))
             problems.extend(pyc_problems(rel, got))
-            if a.data[:4] != b.data[:4] or a.data[16:] != b.data[16:]:
+            if a.data[:4] != b.data[:4] or marshal.loads(a.data[16:]) != marshal.loads(
+                b.data[16:]
+            ):
                 problems.append(f"{rel}: compiled code differs")
         elif rel in scripts:
             # Allowed: the body below the shebang is each installer's launcher template.

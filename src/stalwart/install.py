@@ -130,6 +130,7 @@ def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
     allowed = {os.path.realpath(d) for d in env.lib_dirs}
     own = os.path.realpath(os.path.dirname(__file__))
     exe = {os.path.realpath(sys.executable), os.path.realpath(env.executable)}
+    exe_names = {os.path.basename(p) for p in (*exe, sys.executable, env.executable)}
     problems: list[str] = []
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
@@ -142,10 +143,16 @@ def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
         problems.extend(
             f"{plan.wheel.filename} would overwrite the interpreter {action.dest}"
             for action in plan.files
-            if os.path.realpath(action.dest) in exe
+            # realpath only for files named like an interpreter: it costs a syscall per part
+            if _interpreter_like(os.path.basename(action.dest), exe_names)
+            and os.path.realpath(action.dest) in exe
         )
     if problems:
         raise TargetEnvironmentError("; ".join(problems))
+
+
+def _interpreter_like(name: str, exe_names: set[str]) -> bool:
+    return name in exe_names or name.lower().startswith(("python", "pypy"))
 
 
 def _stage_one(
@@ -231,22 +238,17 @@ def _stage_wheel(
     return staged
 
 
-def _compile(
-    env: Environment, sources: list[tuple[str, str]]
-) -> tuple[list[tuple[str, str, bytes]], list[str]]:
-    """Byte-compile with the *target* interpreter; returns ([(final .py, pyc rel, data)], errors).
+def _start_compilers(env: Environment, n_sources: int) -> list[subprocess.Popen[str]]:
+    """Start the target interpreter(s) that will byte-compile, before staging begins.
 
-    The target compiles (its magic number, its optimizations) and hands the bytes back; stalwart
-    writes them, so bytecode goes through the filesystem layer and the transaction too. Large
-    sets are split over one interpreter process per core.
+    Their start-up (tens of ms each) then overlaps extraction; they wait on stdin for work.
     """
-    if not sources:
-        return [], []
+    if n_sources == 0:
+        return []
     script = resources.files("stalwart").joinpath("_compile_pyc.py").read_text("utf-8")
     env_vars = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    workers = max(1, min(os.cpu_count() or 1, len(sources) // _COMPILE_CHUNK))
-    chunks = [sources[i::workers] for i in range(workers)]
-    procs = [
+    workers = max(1, min(os.cpu_count() or 1, n_sources // _COMPILE_CHUNK))
+    return [
         subprocess.Popen(
             [env.executable, "-I", "-c", script],
             stdin=subprocess.PIPE,
@@ -255,8 +257,32 @@ def _compile(
             text=True,
             env=env_vars,
         )
-        for _ in chunks
+        for _ in range(workers)
     ]
+
+
+def _stop_compilers(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _compile(
+    procs: list[subprocess.Popen[str]], sources: list[tuple[str, str, int]]
+) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    """Byte-compile with the *target* interpreter; returns ([(final .py, pyc rel, data)], errors).
+
+    *sources* are (staged path, final path, size). The target compiles (its magic number, its
+    optimizations) and hands the bytes back; stalwart writes them, so bytecode goes through the
+    filesystem layer and the transaction too. Work is balanced over *procs* by source size.
+    """
+    chunks: list[list[tuple[str, str]]] = [[] for _ in procs]
+    loads = [0] * len(procs)
+    for staged, final, size in sorted(sources, key=lambda s: -s[2]):
+        i = loads.index(min(loads))
+        chunks[i].append((staged, final))
+        loads[i] += size + 2048  # per-file overhead
     results: list[tuple[str, str, bytes]] = []
     errors: list[str] = []
     for chunk, proc in zip(chunks, procs, strict=True):
@@ -404,6 +430,8 @@ def _install_locked(
     clock = time.perf_counter
     t0 = clock()
     txn = Transaction(env.state_dir)
+    n_sources = sum(a.compile for p in plans for a in p.files) if options.compile else 0
+    compilers = _start_compilers(env, n_sources)
     try:
         staged_by_plan = [_stage_wheel(p, txn, options, env, umask, tick) for p in plans]
         problems = _conflicts(
@@ -420,8 +448,18 @@ def _install_locked(
         if progress is not None:
             progress("compiling", 0, 1)
         t1 = clock()
+        sources = [
+            (s.staged, s.action.dest, s.entry.size or 0)
+            for staged in staged_by_plan
+            for s in staged
+            if s.action.compile
+        ]
+        compiled, result.compile_errors = _compile(compilers, sources) if sources else ([], [])
+        pycs: dict[str, list[tuple[str, str, bytes]]] = {}
+        for item in compiled:
+            pycs.setdefault(item[0], []).append(item)
         for plan, staged in zip(plans, staged_by_plan, strict=True):
-            _finish_wheel_staging(plan, staged, txn, env, options, result)
+            _finish_wheel_staging(plan, staged, txn, pycs)
         t2 = clock()
         for removal in removals:
             for path in removal.files:
@@ -432,6 +470,7 @@ def _install_locked(
             progress("committing", 0, 1)
         txn.commit()
     except BaseException:
+        _stop_compilers(compilers)
         txn.abort()
         raise
     result.phases.update(stage=t1 - t0, compile=t2 - t1, commit=clock() - t2)
@@ -463,18 +502,13 @@ def _finish_wheel_staging(
     plan: WheelPlan,
     staged: list[_Staged],
     txn: Transaction,
-    env: Environment,
-    options: InstallOptions,
-    result: InstallResult,
+    pycs: dict[str, list[tuple[str, str, bytes]]],
 ) -> None:
+    """Declare one wheel's staged files, write its bytecode and its RECORD into staging."""
     rows = [s.entry for s in staged]
     for item in staged:
         txn.install(item.staged, item.action.dest)
-    if options.compile:
-        sources = [(s.staged, s.action.dest) for s in staged if s.action.compile]
-        compiled, errors = _compile(env, sources)
-        result.compile_errors.extend(errors)
-        for final, rel, data in compiled:
+        for final, rel, data in pycs.get(item.action.dest, ()):
             dest = os.path.normpath(os.path.join(os.path.dirname(final), rel))
             path = txn.stage_path(dest)
             with fs.open_for_write(path, exclusive=True) as writer:

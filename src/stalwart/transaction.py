@@ -185,7 +185,7 @@ class Transaction:
             self._discard()
 
     def _discard(self) -> None:
-        fs.rmtree(self.dir, trash=_trash(self.state_dir))
+        _remove_txn_dir(self.dir, self.state_dir)
         _tidy_state_dir(self.state_dir)
 
 
@@ -236,8 +236,20 @@ def _prune(directories: Iterable[str]) -> None:
 def _finish(steps: _Steps, txn_dir: str, state_dir: str) -> None:
     """After COMMITTED: drop backups and staging, prune emptied directories."""
     _prune(steps.prune)
-    fs.rmtree(txn_dir, trash=_trash(state_dir))
+    _remove_txn_dir(txn_dir, state_dir)
     _tidy_state_dir(state_dir)
+
+
+def _remove_txn_dir(txn_dir: str, state_dir: str) -> None:
+    """Delete a finished or undone transaction directory, its journal first.
+
+    ``rmtree`` deletes in directory listing order, which varies by filesystem. Were COMMITTED,
+    backups or staged files to go before the journal, a crash in between would leave a journal
+    that recovery replays against missing files: undoing a committed transaction, or moving
+    restored files back into staging. Without its journal the rest is only discarded.
+    """
+    fs.unlink(os.path.join(txn_dir, JOURNAL), missing_ok=True, trash=_trash(state_dir))
+    fs.rmtree(txn_dir, trash=_trash(state_dir))
 
 
 def _tidy_state_dir(state_dir: str) -> None:
@@ -279,10 +291,10 @@ def recover(state_dir: str) -> list[RecoveryReport]:
             reports.append(RecoveryReport(txn_dir, "rolled forward", len(steps.prune)))
         else:
             undone = _undo(steps)
-            fs.rmtree(txn_dir, trash=_trash(state_dir))
+            _remove_txn_dir(txn_dir, state_dir)
             reports.append(RecoveryReport(txn_dir, "rolled back", undone))
-    if reports:
+    if os.path.isdir(state_dir):
+        # Also when nothing was pending: a crash just after creating the state directory, or
+        # just before removing it, leaves it empty.
         _tidy_state_dir(state_dir)
-    else:
-        fs.empty_trash(_trash(state_dir))
     return reports
