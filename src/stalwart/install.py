@@ -454,7 +454,8 @@ def _install_locked(
             for s in staged
             if s.action.compile
         ]
-        compiled, result.compile_errors = _compile(compilers, sources) if sources else ([], [])
+        # With --no-compile no compiler was started, and nothing is compiled.
+        compiled, result.compile_errors = _compile(compilers, sources) if compilers else ([], [])
         pycs: dict[str, list[tuple[str, str, bytes]]] = {}
         for item in compiled:
             pycs.setdefault(item[0], []).append(item)
