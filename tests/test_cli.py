@@ -719,3 +719,53 @@ def test_progress_bar_goes_to_the_terminal_on_stderr(
     stdout = proc.stdout.decode()
     assert SUMMARY.fullmatch(stdout.rstrip("\n")), repr(stdout)
     assert b"staging" in seen or b"\x1b[" in seen, seen[:200]
+
+
+# -- bytecode ------------------------------------------------------------------------------------
+
+
+def test_invalid_syntax_does_not_fail_the_install(run: Run, venv: Venv, tmp_path: Path) -> None:
+    """Like pip: a module that does not compile is installed anyway, and -v names it."""
+    wheel = build_wheel(
+        tmp_path / "w",
+        "broken",
+        "1.0",
+        {"broken/__init__.py": b"X = 1\n", "broken/py2only.py": b"print 'hello'\n"},
+    )
+    proc = ok(run("install", "-v", "--python", venv.python, wheel))
+    assert "not byte-compiled:" in proc.stdout
+    assert "py2only.py" in proc.stdout
+    cache = venv.site / "broken" / "__pycache__"
+    assert sorted(p.name.split(".")[0] for p in cache.iterdir()) == ["__init__"]
+    record = (venv.site / "broken-1.0.dist-info" / "RECORD").read_text()
+    assert "broken/__pycache__/__init__." in record
+    assert "broken/py2only.py,sha256=" in record
+    assert ok(run("verify", "--python", venv.python)).returncode == 0
+
+
+def test_pyc_is_valid_for_its_source(run: Run, venv: Venv, tmp_path: Path) -> None:
+    """The bytecode written through the fs layer is what the interpreter would load."""
+    wheel = build_wheel(tmp_path / "w", "fresh", "1.0", {"fresh.py": b"VALUE = 'compiled'\n"})
+    ok(run("install", "--python", venv.python, wheel))
+    check = (
+        "import importlib.util, sys, fresh, os; "
+        "pyc = importlib.util.cache_from_source(fresh.__file__); "
+        "print(os.path.exists(pyc), fresh.__cached__ == pyc, fresh.VALUE)"
+    )
+    proc = subprocess.run(
+        [str(venv.python), "-B", "-c", check], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split() == ["True", "True", "compiled"]
+    # The header records the installed source's mtime and size, so the interpreter uses the
+    # bytecode instead of recompiling it.
+    pyc = next((venv.site / "__pycache__").glob("fresh.*.pyc"))
+    header = pyc.read_bytes()[:16]
+    src = (venv.site / "fresh.py").stat()
+    assert int.from_bytes(header[8:12], "little") == int(src.st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(header[12:16], "little") == src.st_size
+
+
+def test_no_compile_writes_no_bytecode(run: Run, venv: Venv, wheels: Wheels) -> None:
+    ok(run("install", "--no-compile", "--python", venv.python, wheels.demo))
+    assert not list(venv.root.rglob("demo/**/__pycache__"))
+    assert ".pyc" not in (venv.site / "demo-1.0.dist-info" / "RECORD").read_text()
