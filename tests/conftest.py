@@ -1,0 +1,64 @@
+"""Shared fixtures: a fake clock for the filesystem layer's retry loop, and fault injection.
+
+Kept small and generic on purpose; test modules add their own fixtures in their own files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+
+import stalwart.fs
+from stalwart.fs.faults import FaultInjector
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the code under test sleeps.
+
+    ``sleeps`` records every requested sleep, in order. A positive sleep always moves the clock
+    forward, even by less than one float step at the current time, as a real sleep would.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.start = start
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, f"negative sleep {seconds!r}"
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.now = max(self.now + seconds, math.nextafter(self.now, math.inf))
+
+    @property
+    def elapsed(self) -> float:
+        """Fake seconds since the fixture started."""
+        return self.now - self.start
+
+    @property
+    def slept(self) -> float:
+        return math.fsum(self.sleeps)
+
+
+@pytest.fixture
+def fake_time() -> Iterator[FakeTime]:
+    """Fake clock and sleep for the filesystem layer, fixed jitter seed, fresh statistics."""
+    fake = FakeTime()
+    with stalwart.fs.settings(clock=fake.clock, sleep=fake.sleep, seed=1234, fresh_stats=True):
+        yield fake
+
+
+@pytest.fixture
+def faults() -> Iterator[FaultInjector]:
+    """An installed :class:`FaultInjector`; uninstalled (primitives restored) afterwards."""
+    injector = FaultInjector()
+    injector.install()
+    try:
+        yield injector
+    finally:
+        injector.uninstall()
