@@ -1434,3 +1434,19 @@ def test_faults_fixture_installs_wrappers(faults: FaultInjector) -> None:
 def test_primitives_are_plain_os_calls_without_the_faults_fixture() -> None:
     assert _prims.replace is os.replace
     assert _prims.write is os.write
+
+
+def test_write_atomic_skips_a_temp_name_a_crashed_process_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leftover temporary with our pid and counter value is neither reused nor clobbered."""
+    from stalwart.fs import _ops
+
+    target = tmp_path / "file.txt"
+    monkeypatch.setattr(_ops, "_counter", itertools.count(7))
+    stale = tmp_path / f"file.txt.{_ops._pid}.7{fs.TEMP_SUFFIX}"
+    stale.write_bytes(b"left by a crash")
+    fs.write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stale.read_bytes() == b"left by a crash"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file.txt", stale.name])

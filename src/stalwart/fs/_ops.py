@@ -72,7 +72,7 @@ def replace(src: StrPath, dst: StrPath) -> None:
     try:
         P.replace(src, dst)
     except OSError as exc:
-        retry(Op.REPLACE, (_s(src), _s(dst)), lambda: P.replace(src, dst), exc)
+        retry(Op.REPLACE, (_s(src), _s(dst)), P.replace, exc, src, dst)
 
 
 def _rename_no_clobber(src: StrPath, dst: StrPath) -> None:
@@ -91,7 +91,7 @@ def rename(src: StrPath, dst: StrPath) -> None:
     except FileExistsError:
         raise
     except OSError as exc:
-        retry(Op.RENAME, (_s(src), _s(dst)), lambda: _rename_no_clobber(src, dst), exc)
+        retry(Op.RENAME, (_s(src), _s(dst)), _rename_no_clobber, exc, src, dst)
 
 
 def persist(tmp: StrPath, dst: StrPath, *, overwrite: bool = True) -> None:
@@ -103,9 +103,22 @@ def persist(tmp: StrPath, dst: StrPath, *, overwrite: bool = True) -> None:
         raise
 
 
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid  # noqa: PLW0603 - the cached pid must follow fork()
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_refresh_pid)
+
+
 def _temp_name(path: str) -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.{os.getpid()}.{next(_counter)}{TEMP_SUFFIX}")
+    # Next to the target (same filesystem, so the final replace is atomic); the pid and a
+    # counter make it unique, the suffix makes a crash's leftovers recognisable.
+    return f"{path}.{_pid}.{next(_counter)}{TEMP_SUFFIX}"
 
 
 def _open(path: StrPath, flags: int, mode: int) -> int:
@@ -114,7 +127,7 @@ def _open(path: StrPath, flags: int, mode: int) -> int:
     except FileExistsError:
         raise
     except OSError as exc:
-        return retry(Op.OPEN, (_s(path),), lambda: P.open(path, flags, mode), exc)
+        return retry(Op.OPEN, (_s(path),), P.open, exc, path, flags, mode)
 
 
 class FileWriter:
@@ -131,12 +144,10 @@ class FileWriter:
         self._fd = _open(path, _CREATE_EXCL_FLAGS if exclusive else _CREATE_FLAGS, mode)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        view = memoryview(data)
-        total = len(view)
-        while view:
-            written = P.write(self._fd, view)
-            view = view[written:]
-        return total
+        written = P.write(self._fd, data)
+        if written < len(data):
+            _write_rest(self._fd, data, written)
+        return len(data)
 
     def sync(self) -> None:
         """Flush to stable storage (``fsync``) before the file is made visible."""
@@ -178,26 +189,55 @@ def write_atomic(
 
     A temporary file in the same directory is written, flushed and fsynced (when *durable*),
     then replaces *path*. *mode* (e.g. 0o755) is applied before the file becomes visible.
+    Written out with the primitives rather than :class:`FileWriter`, so that the fast path is
+    the same system calls a hand-written version would make and little else.
     """
     target = _s(path)
-    while True:
-        tmp = _temp_name(target)
-        try:
-            writer = FileWriter(tmp, exclusive=True)
-            break
-        except FileExistsError:  # a leftover of a crashed process that had our pid
-            continue
-    with writer:
-        writer.write(data)
+    tmp = _temp_name(target)
+    try:
+        fd = P.open(tmp, _CREATE_EXCL_FLAGS, 0o666)
+    except FileExistsError:  # a leftover of a crashed process that had our pid
+        tmp, fd = _open_temp(target)
+    except OSError as exc:
+        fd = retry(Op.OPEN, (tmp,), P.open, exc, tmp, _CREATE_EXCL_FLAGS, 0o666)
+    try:
+        written = P.write(fd, data)
+        if written < len(data):
+            _write_rest(fd, data, written)
         if durable:
-            writer.sync()
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        unlink(tmp, missing_ok=True)
+        raise
+    os.close(fd)
     try:
         if mode is not None:
             chmod(tmp, mode)
-        replace(tmp, target)
+        try:
+            P.replace(tmp, target)
+        except OSError as exc:
+            retry(Op.REPLACE, (tmp, target), P.replace, exc, tmp, target)
     except BaseException:
         unlink(tmp, missing_ok=True)
         raise
+
+
+def _open_temp(target: str) -> tuple[str, int]:
+    """Slow path of :func:`write_atomic`: skip names a crashed process left behind."""
+    while True:
+        tmp = _temp_name(target)
+        try:
+            return tmp, _open(tmp, _CREATE_EXCL_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+
+
+def _write_rest(fd: int, data: bytes | bytearray | memoryview, written: int) -> None:
+    """Finish a short write (rare: full disks, signals), off the fast path."""
+    view = memoryview(data)[written:]
+    while view:
+        view = view[P.write(fd, view) :]
 
 
 def _copy(src: StrPath, dst: StrPath) -> None:
@@ -210,7 +250,7 @@ def copy(src: StrPath, dst: StrPath) -> None:
     try:
         _copy(src, dst)
     except OSError as exc:
-        retry(Op.COPY, (_s(src), _s(dst)), lambda: _copy(src, dst), exc)
+        retry(Op.COPY, (_s(src), _s(dst)), _copy, exc, src, dst)
 
 
 def _link_unsupported(exc: OSError) -> bool:
@@ -230,7 +270,7 @@ def link(src: StrPath, dst: StrPath) -> bool:
         if _link_unsupported(exc):
             copy(src, dst)
             return False
-        retry(Op.LINK, (_s(src), _s(dst)), lambda: P.link(src, dst), exc)
+        retry(Op.LINK, (_s(src), _s(dst)), P.link, exc, src, dst)
     return True
 
 
@@ -248,7 +288,7 @@ def unlink(path: StrPath, *, missing_ok: bool = False, trash: StrPath | None = N
             raise
     except OSError as exc:
         try:
-            retry(Op.UNLINK, (_s(path),), lambda: P.unlink(path), exc)
+            retry(Op.UNLINK, (_s(path),), P.unlink, exc, path)
         except FileNotFoundError:
             if not missing_ok:
                 raise
@@ -264,7 +304,7 @@ def rmdir(path: StrPath) -> None:
     try:
         P.rmdir(path)
     except OSError as exc:
-        retry(Op.RMDIR, (_s(path),), lambda: P.rmdir(path), exc)
+        retry(Op.RMDIR, (_s(path),), P.rmdir, exc, path)
 
 
 def move_to_trash(path: StrPath, trash: StrPath) -> str:
@@ -272,7 +312,7 @@ def move_to_trash(path: StrPath, trash: StrPath) -> str:
     makedirs(trash)
     base = os.path.basename(os.path.normpath(_s(path)))
     while True:
-        dst = os.path.join(_s(trash), f"{base}.{os.getpid()}.{next(_counter)}")
+        dst = os.path.join(_s(trash), f"{base}.{_pid}.{next(_counter)}")
         try:
             rename(path, dst)
         except FileExistsError:
@@ -345,12 +385,19 @@ def empty_trash(trash: StrPath) -> list[str]:
     return left
 
 
-def _mkdir(path: StrPath, mode: int) -> None:
+def _mkdir_tree(path: StrPath, mode: int) -> None:
+    """``mkdir`` with missing parents, the unit the retry loop repeats for :func:`makedirs`."""
     try:
         P.mkdir(path, mode)
     except FileExistsError:
         if not os.path.isdir(path):
             raise
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.normpath(_s(path)))
+        if not parent or parent == _s(path):
+            raise
+        _mkdir_tree(parent, mode)
+        _mkdir_tree(path, mode)
 
 
 def makedirs(path: StrPath, mode: int = 0o777, *, exist_ok: bool = True) -> None:
@@ -365,12 +412,9 @@ def makedirs(path: StrPath, mode: int = 0o777, *, exist_ok: bool = True) -> None
         if not parent or parent == _s(path):
             raise
         makedirs(parent, mode, exist_ok=True)
-        try:
-            _mkdir(path, mode)
-        except OSError as exc:
-            retry(Op.MKDIR, (_s(path),), lambda: _mkdir(path, mode), exc)
+        makedirs(path, mode, exist_ok=exist_ok)
     except OSError as exc:
-        retry(Op.MKDIR, (_s(path),), lambda: _mkdir(path, mode), exc)
+        retry(Op.MKDIR, (_s(path),), _mkdir_tree, exc, path, mode)
 
 
 def chmod(path: StrPath, mode: int) -> None:
@@ -378,4 +422,4 @@ def chmod(path: StrPath, mode: int) -> None:
     try:
         P.chmod(path, mode)
     except OSError as exc:
-        retry(Op.CHMOD, (_s(path),), lambda: P.chmod(path, mode), exc)
+        retry(Op.CHMOD, (_s(path),), P.chmod, exc, path, mode)

@@ -243,8 +243,13 @@ def _access_denied_target(paths: tuple[str, ...]) -> Target:
     return Target.FILE if seen_file else Target.MISSING
 
 
-def retry(op: Op, paths: tuple[str, ...], call: Callable[[], T], first: OSError) -> T:
-    """Retry *call* after it raised *first*, as the policy allows; the slow path only.
+def retry(
+    op: Op, paths: tuple[str, ...], call: Callable[..., T], first: OSError, *args: object
+) -> T:
+    """Retry ``call(*args)`` after it raised *first*, as the policy allows; the slow path only.
+
+    Callers pass the function and its arguments rather than a closure: a lambda over the
+    arguments would make every call of the fast path pay for closure cells.
 
     Non-transient errors are re-raised unchanged, so callers can still match on their type.
     When the budget is spent, :class:`LockTimeoutError` names the operation, paths, attempts,
@@ -287,7 +292,7 @@ def retry(op: Op, paths: tuple[str, ...], call: Callable[[], T], first: OSError)
         rt.sleep(delay)
         attempt += 1
         try:
-            result = call()
+            result = call(*args)
         except OSError as again:
             exc = again
             continue
