@@ -769,3 +769,33 @@ def test_no_compile_writes_no_bytecode(run: Run, venv: Venv, wheels: Wheels) -> 
     ok(run("install", "--no-compile", "--python", venv.python, wheels.demo))
     assert not list(venv.root.rglob("demo/**/__pycache__"))
     assert ".pyc" not in (venv.site / "demo-1.0.dist-info" / "RECORD").read_text()
+
+
+# -- protected files -----------------------------------------------------------------------------
+
+
+def test_wheel_overwriting_the_interpreter_is_refused(run: Run, venv: Venv, tmp_path: Path) -> None:
+    wheel = build_wheel(
+        tmp_path / "w",
+        "hijack",
+        "1.0",
+        {"hijack.py": b""},
+        data={"scripts/python": b"#!/bin/sh\necho pwned\n"},
+    )
+    before = snapshot(venv.root)
+    proc = run("install", "--python", venv.python, wheel)
+    assert_error(proc, 4, "would overwrite the interpreter")
+    assert snapshot(venv.root) == before
+
+
+def test_wheel_writing_into_stalwart_itself_is_refused(
+    run: Run, tmp_path: Path, wheels: Wheels
+) -> None:
+    """--target at the directory stalwart runs from: its own package must not be replaced."""
+    own = Path(stalwart.__file__).resolve().parent
+    wheel = build_wheel(tmp_path / "w", "stalwart", "99.0", {"stalwart/__init__.py": b"X = 1\n"})
+    before = sorted(p.name for p in own.parent.iterdir())
+    proc = run("install", "--target", own.parent, wheel)
+    assert_error(proc, 4, "which is protected")
+    assert (own / "__init__.py").read_bytes() != b"X = 1\n"
+    assert sorted(p.name for p in own.parent.iterdir()) == before
