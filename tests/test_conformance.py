@@ -210,9 +210,7 @@ def compare(raw_ref: Tree, ref_root: Path, got: Tree, got_root: Path) -> list[st
             # compiling process compiled before (pip: everything in one process, in its order).
             problems.extend(pyc_problems(rel, ref))
             problems.extend(pyc_problems(rel, got))
-            if a.data[:4] != b.data[:4] or marshal.loads(a.data[16:]) != marshal.loads(
-                b.data[16:]
-            ):
+            if a.data[:4] != b.data[:4] or marshal.loads(a.data[16:]) != marshal.loads(b.data[16:]):
                 problems.append(f"{rel}: compiled code differs")
         elif rel in scripts:
             # Allowed: the body below the shebang is each installer's launcher template.
