@@ -799,3 +799,15 @@ def test_wheel_writing_into_stalwart_itself_is_refused(
     assert_error(proc, 4, "which is protected")
     assert (own / "__init__.py").read_bytes() != b"X = 1\n"
     assert sorted(p.name for p in own.parent.iterdir()) == before
+
+
+def test_upgrade_keeps_a_file_another_distribution_still_owns(
+    run: Run, venv: Venv, wheels: Wheels, tmp_path: Path
+) -> None:
+    """alpha and gamma both ship shared/x.py; alpha 2.0 drops it: gamma's copy must stay."""
+    ok(run("install", "--python", venv.python, wheels.alpha, wheels.gamma))
+    alpha2 = build_wheel(tmp_path / "w", "alpha", "2.0", {"alpha.py": b"V = 2\n"})
+    ok(run("install", "--python", venv.python, alpha2))
+    assert (venv.site / "shared" / "x.py").read_bytes() == b"WHO = 'A'\n"
+    assert not (venv.site / "alpha-1.0.dist-info").exists()
+    assert ok(run("verify", "--python", venv.python)).returncode == 0

@@ -402,12 +402,9 @@ def _install_locked(
     previous: dict[str, Installed] = {}
     for wheel in wheels:
         old = installed.get(wheel.name)
-        if old is not None and old.version == str(wheel.version) and not options.reinstall:
-            from packaging.version import Version
-
-            if Version(old.version) == wheel.version:
-                result.dists.append(DistResult(wheel.display_name, old.version, "unchanged"))
-                continue
+        if old is not None and not options.reinstall and _same_version(old, wheel):
+            result.dists.append(DistResult(wheel.display_name, old.version, "unchanged"))
+            continue
         if old is not None:
             previous[wheel.name] = old
         plans.append(
@@ -416,7 +413,11 @@ def _install_locked(
     if not plans:
         return
     _check_not_self(plans, env)
-    removals = [plan_removal(old, [env.root], _stop_dirs(env)) for old in previous.values()]
+    keep = files_owned_by([d for d in installed.values() if d.name not in previous])
+    protected = interpreter_paths(env.executable, sys.executable)
+    removals = [
+        plan_removal(old, [env.root], _stop_dirs(env), keep, protected) for old in previous.values()
+    ]
     umask = _current_umask()
     total = sum(len(p.files) for p in plans)
     done = 0
@@ -479,7 +480,7 @@ def _install_locked(
         old = previous.get(plan.wheel.name)
         if old is None:
             action = "installed"
-        elif old.version == str(plan.wheel.version):
+        elif _same_version(old, plan.wheel):
             action = "reinstalled"
         else:
             action = "upgraded"
@@ -492,6 +493,15 @@ def _install_locked(
                 files=len(staged),
             )
         )
+
+
+def _same_version(old: Installed, wheel: Wheel) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(old.version) == wheel.version
+    except InvalidVersion:
+        return False
 
 
 def _stop_dirs(env: Environment) -> list[str]:
