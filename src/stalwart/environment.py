@@ -24,7 +24,14 @@ from stalwart.errors import TargetEnvironmentError
 if TYPE_CHECKING:
     from packaging.tags import Tag
 
-__all__ = ["Scheme", "Environment", "query_environment", "target_scheme", "cache_dir"]
+__all__ = [
+    "Scheme",
+    "Environment",
+    "query_environment",
+    "target_scheme",
+    "cache_dir",
+    "interpreter_env",
+]
 
 _CACHE_VERSION = 1
 
@@ -179,10 +186,16 @@ def _cache_key(executable: str, prefix: str | None) -> str | None:
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
+def interpreter_env() -> dict[str, str]:
+    """Environment for running the target interpreter: without PYTHON* variables, which could
+    point it at our own site-packages or change how it starts (it also runs with ``-I``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
 def _run_query(executable: str, prefix: str | None) -> dict[str, Any]:
     script = resources.files("stalwart").joinpath("_query_interpreter.py").read_text("utf-8")
     args = json.dumps({"prefix": prefix} if prefix else {})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env = interpreter_env()
     try:
         proc = subprocess.run(
             [executable, "-I", "-c", script, args],

@@ -21,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 from stalwart import fs
-from stalwart.environment import Environment
+from stalwart._paths import is_within
+from stalwart.environment import Environment, interpreter_env
 from stalwart.envlock import DEFAULT_LOCK_WAIT, EnvironmentLock
 from stalwart.errors import (
     ConflictError,
@@ -122,9 +123,6 @@ def _check_externally_managed(env: Environment, options: InstallOptions) -> None
 def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
     """Refuse wheels that would overwrite stalwart itself or the interpreter's own files."""
 
-    def inside(root: str, path: str) -> bool:
-        return os.path.commonpath([root, path]) == root
-
     stdlib = {os.path.realpath(env.stdlib), os.path.realpath(env.platstdlib)}
     # In a virtual environment platstdlib contains site-packages: those are not protected.
     allowed = {os.path.realpath(d) for d in env.lib_dirs}
@@ -135,8 +133,9 @@ def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
             real = os.path.realpath(parent)
-            if inside(own, real) or (
-                any(inside(p, real) for p in stdlib) and not any(inside(a, real) for a in allowed)
+            if is_within(own, real) or (
+                any(is_within(p, real) for p in stdlib)
+                and not any(is_within(a, real) for a in allowed)
             ):
                 problems.append(f"{plan.wheel.filename} writes into {parent}, which is protected")
                 break
@@ -246,7 +245,7 @@ def _start_compilers(env: Environment, n_sources: int) -> list[subprocess.Popen[
     if n_sources == 0:
         return []
     script = resources.files("stalwart").joinpath("_compile_pyc.py").read_text("utf-8")
-    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env_vars = interpreter_env()
     workers = max(1, min(os.cpu_count() or 1, n_sources // _COMPILE_CHUNK))
     return [
         subprocess.Popen(

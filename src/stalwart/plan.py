@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stalwart import scripts
+from stalwart._paths import is_within
 from stalwart.errors import InvalidWheelError
 
 if TYPE_CHECKING:
@@ -65,13 +66,6 @@ def record_path(lib_dir: str, dest: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def _inside(root: str, path: str) -> bool:
-    # normpath + commonpath rather than resolve(): the archive already refused '..', links and
-    # absolute names; this is a second line of defence that must not follow symlinks.
-    root = os.path.normpath(root)
-    return os.path.commonpath([root, path]) == root
-
-
 def plan_wheel(
     wheel: Wheel,
     env: Environment,
@@ -104,7 +98,7 @@ def plan_wheel(
         else:
             root, rest = lib_dir, name
         dest = os.path.normpath(os.path.join(root, *rest.split("/")))
-        if not _inside(root, dest):
+        if not is_within(os.path.normpath(root), dest):
             problems.append(f"{name}: would be written outside {root}")
             continue
         actions.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from stalwart._paths import is_within
 from stalwart.errors import UninstallError
 from stalwart.installed import Installed, record_path_to_abs
 
@@ -23,10 +24,6 @@ class Removal:
     dist: Installed
     files: tuple[str, ...]
     prune: tuple[str, ...]
-
-
-def _inside(root: str, path: str) -> bool:
-    return os.path.commonpath([root, path]) == root
 
 
 def plan_removal(
@@ -52,7 +49,7 @@ def plan_removal(
         # realpath of the parent: the file itself may be a symlink we are allowed to remove,
         # but no directory on the way may lead outside the environment.
         real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-        if not any(_inside(root, real) for root in real_roots):
+        if not any(is_within(root, real) for root in real_roots):
             problems.append(f"RECORD entry {entry.path!r} resolves outside the environment")
             continue
         if protected and os.path.normcase(os.path.realpath(path)) in protected:
@@ -84,7 +81,7 @@ def plan_removal(
     for start in [*(os.path.dirname(p) for p in files), *listed_dirs]:
         parent = start
         while parent not in stops and parent not in prune and parent != os.path.dirname(parent):
-            if not any(_inside(r, parent) for r in roots):
+            if not any(is_within(r, parent) for r in roots):
                 break
             prune[parent] = None
             parent = os.path.dirname(parent)

@@ -6,6 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from stalwart._paths import is_within
 from stalwart.installed import Installed, record_path_to_abs
 
 __all__ = ["VerifyReport", "verify_distribution"]
@@ -82,4 +83,4 @@ def _is_package_dir(directory: str, dist: Installed) -> bool:
     """True below the dist's lib dir (packages, dist-info), false for bin/, share/, ..."""
     lib = os.path.normcase(os.path.normpath(dist.lib_dir))
     d = os.path.normcase(os.path.normpath(directory))
-    return d != lib and os.path.commonpath([lib, d]) == lib
+    return d != lib and is_within(lib, d)
