@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ import stalwart.fs
 from stalwart.environment import query_environment
 from stalwart.errors import ExternallyManagedError
 from stalwart.install import InstallOptions, _check_externally_managed, install
+from treesnap import snapshot
 from wheelfactory import make_wheel
 
 STALWART = Path(sys.executable).with_name("stalwart")
@@ -199,23 +199,6 @@ def cli(
         return Result(code, out, err)
 
     return go
-
-
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path below ``root``: type, permission bits, content or link target."""
-    tree: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, root)
-            if stat.S_ISLNK(st.st_mode):
-                tree[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                tree[rel] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                tree[rel] = ("file", stat.S_IMODE(st.st_mode), Path(path).read_bytes())
-    return tree
 
 
 def assert_error(proc: subprocess.CompletedProcess[str] | Result, code: int, *says: str) -> None:

@@ -22,7 +22,6 @@ import csv
 import hashlib
 import io
 import os
-import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +41,7 @@ from stalwart.errors import (
 from stalwart.install import InstallOptions, install, uninstall
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.wheelfile import open_wheel
+from treesnap import snapshot
 from wheelfactory import Member, build_zip, make_wheel
 
 STALWART = Path(sys.executable).with_name("stalwart")
@@ -505,26 +505,6 @@ def make_venv(path: Path) -> Path:
         [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60
     )
     return path
-
-
-def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path below ``root`` with its type, permission bits and content (or link target).
-
-    Directory mtimes are left out: staging in ``.stalwart`` and cleaning up touches them.
-    """
-    tree: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, root)
-            if stat.S_ISLNK(st.st_mode):
-                tree[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                tree[rel] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                tree[rel] = ("file", stat.S_IMODE(st.st_mode), Path(path).read_bytes())
-    return tree
 
 
 def assert_same_tree(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]):

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,6 +51,7 @@ from stalwart.transaction import (
     Transaction,
     recover,
 )
+from treesnap import Snapshot, snapshot
 from wheelfactory import make_wheel
 
 # The LD_PRELOAD shim, flock, POSIX permission bits and the POSIX venv layout; Windows
@@ -64,26 +64,8 @@ STALWART = Path(sys.executable).with_name("stalwart")
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 NO_COMPILE = InstallOptions(compile=False)
 
-Snapshot = dict[str, tuple[object, ...]]
 
 # -- snapshots ------------------------------------------------------------------------------------
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every path below *root*: files with mode and bytes, directories with mode, symlinks."""
-    tree: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, root)
-            if stat.S_ISLNK(st.st_mode):
-                tree[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                tree[rel] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                tree[rel] = ("file", stat.S_IMODE(st.st_mode), Path(path).read_bytes())
-    return tree
 
 
 def describe_diff(got: Snapshot, want: Snapshot, limit: int = 8) -> str:
