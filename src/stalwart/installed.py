@@ -5,11 +5,12 @@ Pure: only reads. Used to find upgrades, file conflicts, and what to uninstall o
 
 from __future__ import annotations
 
-import email.parser
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TextIO
 
+from stalwart.wheel.headers import Headers, parse_headers
 from stalwart.wheel.record import RecordEntry, parse_record
 
 __all__ = ["Installed", "find_installed", "find_distribution", "record_path_to_abs"]
@@ -36,12 +37,12 @@ class Installed:
         return entries
 
     @cached_property
-    def metadata(self) -> email.message.Message:
+    def metadata(self) -> Headers:
         try:
             with open(os.path.join(self.dist_info, "METADATA"), encoding="utf-8") as f:
-                return email.parser.HeaderParser().parse(f)
-        except OSError:
-            return email.message.Message()
+                return parse_headers(f.read())
+        except (OSError, UnicodeDecodeError):
+            return parse_headers("")
 
     def read_text(self, member: str) -> str | None:
         try:
@@ -69,6 +70,16 @@ def record_path_to_abs(lib_dir: str, path: str) -> str:
     return os.path.normpath(native if os.path.isabs(native) else os.path.join(lib_dir, native))
 
 
+def _header_block(f: TextIO) -> str:
+    """Only the header lines: long descriptions follow the first empty line."""
+    lines = []
+    for line in f:
+        if not line.strip():
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
 def _read_dist(lib_dir: str, dirname: str) -> Installed | None:
     from packaging.utils import canonicalize_name
 
@@ -76,8 +87,8 @@ def _read_dist(lib_dir: str, dirname: str) -> Installed | None:
     metadata_path = os.path.join(dist_info, "METADATA")
     try:
         with open(metadata_path, encoding="utf-8") as f:
-            meta = email.parser.HeaderParser().parse(f)
-    except OSError:
+            meta = parse_headers(_header_block(f))
+    except (OSError, UnicodeDecodeError):
         return None
     name, version = meta.get("Name"), meta.get("Version")
     if not name or not version:

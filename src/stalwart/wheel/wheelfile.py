@@ -7,7 +7,6 @@ the files are extracted, so that each byte is read exactly once.
 
 from __future__ import annotations
 
-import email.parser
 import os
 import warnings
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from stalwart.errors import IncompatibleWheelError, InvalidWheelError
 
 from .archive import DEFAULT_LIMITS, Entry, Limits, WheelArchive
+from .headers import parse_headers
 from .record import ACCEPTED_HASHES, RecordEntry, parse_record
 
 if TYPE_CHECKING:
@@ -66,10 +66,6 @@ class Wheel:
 
     def close(self) -> None:
         self.archive.close()
-
-
-def _parse_headers(text: str) -> email.message.Message:
-    return email.parser.HeaderParser().parsestr(text)
 
 
 def open_wheel(
@@ -150,7 +146,7 @@ def _validate(
     if metadata_text is None:
         problems.append(f"{dist_info}/METADATA is missing")
     else:
-        meta = _parse_headers(metadata_text)
+        meta = parse_headers(metadata_text)
         meta_name, meta_version = meta.get("Name"), meta.get("Version")
         if not meta_name or canonicalize_name(meta_name) != name:
             problems.append(f"METADATA Name {meta_name!r} does not match the filename's {name!r}")
@@ -170,7 +166,7 @@ def _validate(
     if wheel_text is None:
         problems.append(f"{dist_info}/WHEEL is missing")
     else:
-        wheel_meta = _parse_headers(wheel_text)
+        wheel_meta = parse_headers(wheel_text)
         raw_version = (wheel_meta.get("Wheel-Version") or "").strip()
         try:
             major, minor = (int(p) for p in raw_version.split(".", 1))
