@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from stalwart import fs
 from stalwart._paths import is_within
-from stalwart.environment import Environment, interpreter_env
+from stalwart.environment import Environment, helper_script, interpreter_env
 from stalwart.envlock import DEFAULT_LOCK_WAIT, EnvironmentLock
 from stalwart.errors import (
     ConflictError,
@@ -244,7 +243,7 @@ def _start_compilers(env: Environment, n_sources: int) -> list[subprocess.Popen[
     """
     if n_sources == 0:
         return []
-    script = resources.files("stalwart").joinpath("_compile_pyc.py").read_text("utf-8")
+    script = helper_script("_compile_pyc.py")
     env_vars = interpreter_env()
     workers = max(1, min(os.cpu_count() or 1, n_sources // _COMPILE_CHUNK))
     return [
