@@ -192,8 +192,8 @@ def write_atomic(
     Written out with the primitives rather than :class:`FileWriter`, so that the fast path is
     the same system calls a hand-written version would make and little else.
     """
-    target = _s(path)
-    tmp = _temp_name(target)
+    target = os.fspath(path)
+    tmp = f"{target}.{_pid}.{next(_counter)}{TEMP_SUFFIX}"  # _temp_name, inlined: hot path
     try:
         fd = P.open(tmp, _CREATE_EXCL_FLAGS, 0o666)
     except FileExistsError:  # a leftover of a crashed process that had our pid
