@@ -206,33 +206,49 @@ def _mismatch(expected: RecordEntry | None, digest: bytes, size: int) -> str | N
     return None
 
 
-def _stage_wheel(
-    plan: WheelPlan,
+def _stage_all(
+    plans: list[WheelPlan],
     txn: Transaction,
     options: InstallOptions,
     env: Environment,
     umask: int,
     tick: Callable[[int], None],
-) -> list[_Staged]:
-    wheel = plan.wheel
-    jobs = [(action, txn.stage_path(action.dest)) for action in plan.files]
+) -> list[list[_Staged]]:
+    """Extract and generate every file of every wheel into staging, verifying RECORD hashes.
 
-    def run(job: tuple[FileAction, str]) -> _Staged:
-        action, staged = job
-        result = _stage_one(
-            wheel, plan, action, staged, options, env.executable, env.windows, umask
+    One thread pool serves all wheels (zlib, hashing and file writes release the GIL), so many
+    small wheels gain as much as one big one. Results are collected, and progress reported, in
+    the calling thread.
+    """
+    jobs = [
+        (index, plan, action, txn.stage_path(action.dest))
+        for index, plan in enumerate(plans)
+        for action in plan.files
+    ]
+
+    def run(job: tuple[int, WheelPlan, FileAction, str]) -> _Staged:
+        _, plan, action, staged = job
+        return _stage_one(
+            plan.wheel, plan, action, staged, options, env.executable, env.windows, umask
         )
-        tick(1)
-        return result
 
+    staged: list[list[_Staged]] = [[] for _ in plans]
     if len(jobs) >= _PARALLEL_MIN_FILES:
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            staged = list(pool.map(run, jobs))
+        pool = ThreadPoolExecutor(_WORKERS)
+        try:
+            for job, item in zip(jobs, pool.map(run, jobs), strict=True):
+                staged[job[0]].append(item)
+                tick(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
-        staged = [run(job) for job in jobs]
-    problems = [s.problem for s in staged if s.problem]
-    if problems:
-        raise InvalidWheelError(wheel.path, problems)
+        for job in jobs:
+            staged[job[0]].append(run(job))
+            tick(1)
+    for plan, items in zip(plans, staged, strict=True):
+        problems = [s.problem for s in items if s.problem]
+        if problems:
+            raise InvalidWheelError(plan.wheel.path, problems)
     return staged
 
 
@@ -432,7 +448,7 @@ def _install_locked(
     n_sources = sum(a.compile for p in plans for a in p.files) if options.compile else 0
     compilers = _start_compilers(env, n_sources)
     try:
-        staged_by_plan = [_stage_wheel(p, txn, options, env, umask, tick) for p in plans]
+        staged_by_plan = _stage_all(plans, txn, options, env, umask, tick)
         problems = _conflicts(
             [s for st in staged_by_plan for s in st],
             installed,
