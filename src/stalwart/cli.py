@@ -1,7 +1,8 @@
 """The ``stalwart`` command: parse arguments, call the library, render the outcome.
 
 Exit codes (also in the README):
-  0 success · 1 the request failed (bad or incompatible wheel, conflict, unsafe RECORD)
+  0 success · 1 the request failed (bad or incompatible wheel, conflict, unsafe RECORD,
+  a named distribution is not installed)
   2 usage error · 3 a file stayed locked past --lock-timeout · 4 the environment cannot be
   used (locked by another stalwart, externally managed, interpreter broken)
   5 ``verify`` found differences · 130 interrupted
@@ -164,7 +165,7 @@ def _errors() -> Iterator[None]:
     except errors.TargetEnvironmentError as exc:
         code = EXIT_FAILED if isinstance(exc, errors.ConflictError) else EXIT_ENVIRONMENT
         raise _Fail(code, str(exc)) from None
-    except (errors.WheelError, errors.UninstallError) as exc:
+    except (errors.WheelError, errors.UninstallError, errors.NotInstalledError) as exc:
         raise _Fail(EXIT_FAILED, str(exc)) from None
     except errors.FilesystemError as exc:
         raise _Fail(EXIT_FAILED, str(exc)) from None
@@ -342,13 +343,14 @@ def _cmd_list(args: argparse.Namespace, out: _Output) -> int:
 def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
     from packaging.utils import canonicalize_name
 
+    from stalwart.errors import NotInstalledError
     from stalwart.installed import find_installed
 
     env = _environment(args)
     installed = find_installed(env.lib_dirs)
     missing = [n for n in args.names if canonicalize_name(n) not in installed]
     if missing:
-        raise _Fail(EXIT_FAILED, f"not installed: {', '.join(missing)}")
+        raise NotInstalledError(missing)
     for i, name in enumerate(args.names):
         d = installed[canonicalize_name(name)]
         if i:
@@ -366,25 +368,14 @@ def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
-    from packaging.utils import canonicalize_name
-
-    from stalwart.installed import find_installed
-    from stalwart.verify import verify_distribution
+    from stalwart.verify import verify_environment
 
     env = _environment(args)
     _warn_pending(env, out)
-    installed = find_installed(env.lib_dirs)
-    names: list[str] = [canonicalize_name(n) for n in args.names] or sorted(installed)
-    missing = [n for n in names if n not in installed]
-    if missing:
-        raise _Fail(EXIT_FAILED, f"not installed: {', '.join(missing)}")
+    reports = verify_environment(env, args.names)
+    names = [r.name for r in reports]
     bad = 0
-    for name in names:
-        dist = installed[name]
-        others = {
-            os.path.normcase(p) for o in installed.values() if o is not dist for p in o.files()
-        }
-        report = verify_distribution(dist, others)
+    for report in reports:
         if report.ok:
             out.detail(f"{report.name} {report.version}: ok")
             continue

@@ -14,6 +14,7 @@ builtin a caller would naturally catch, so ``except OSError`` still works around
     │   ├── ConflictError             a file belongs to another distribution
     │   └── ExternallyManagedError    PEP 668 marker present
     ├── UninstallError (ValueError)   RECORD of an installed distribution is unsafe or missing
+    ├── NotInstalledError (LookupError) a named distribution is not in the environment
     └── UsageError (ValueError)       the command line or API call is wrong
 
 Data lives in attributes; the message is what ``str()`` shows and what the CLI prints.
@@ -35,6 +36,7 @@ __all__ = [
     "ConflictError",
     "ExternallyManagedError",
     "UninstallError",
+    "NotInstalledError",
     "UsageError",
 ]
 
@@ -136,6 +138,17 @@ class ExternallyManagedError(TargetEnvironmentError):
 
 class UninstallError(StalwartError, ValueError):
     """An installed distribution cannot be removed safely."""
+
+
+class NotInstalledError(StalwartError, LookupError):
+    """A distribution named by the user is not installed in the environment."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(f"not installed: {', '.join(names)}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class UsageError(StalwartError, ValueError):

@@ -27,6 +27,7 @@ from stalwart.errors import (
     ConflictError,
     ExternallyManagedError,
     InvalidWheelError,
+    NotInstalledError,
     TargetEnvironmentError,
     UsageError,
 )
@@ -564,7 +565,7 @@ def uninstall(
         installed = find_installed(env.lib_dirs)
         missing = [n for n in names if canonicalize_name(n) not in installed]
         if missing:
-            raise UsageError(f"not installed: {', '.join(missing)}")
+            raise NotInstalledError(missing)
         leaving = list(dict.fromkeys(canonicalize_name(n) for n in names))
         keep = files_owned_by([d for d in installed.values() if d.name not in leaving])
         removals: list[Removal] = [

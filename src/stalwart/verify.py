@@ -5,11 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from stalwart._paths import is_within
-from stalwart.installed import Installed, record_path_to_abs
+from stalwart.errors import NotInstalledError
+from stalwart.installed import Installed, find_installed, record_path_to_abs
 
-__all__ = ["VerifyReport", "verify_distribution"]
+if TYPE_CHECKING:
+    from collections.abc import Container, Sequence
+
+    from stalwart.environment import Environment
+
+__all__ = ["VerifyReport", "verify_distribution", "verify_environment"]
 
 
 @dataclass
@@ -35,7 +42,9 @@ def _digest(path: str, name: str) -> tuple[bytes, int]:
     return h.digest(), size
 
 
-def verify_distribution(dist: Installed, owned_elsewhere: set[str] | None = None) -> VerifyReport:
+def verify_distribution(
+    dist: Installed, owned_elsewhere: Container[str] | None = None
+) -> VerifyReport:
     """Compare *dist*'s files with its RECORD.
 
     Extra files are files (other than bytecode) inside the directories RECORD mentions that no
@@ -60,7 +69,7 @@ def verify_distribution(dist: Installed, owned_elsewhere: set[str] | None = None
             continue
         if digest != entry.digest or (entry.size is not None and size != entry.size):
             report.changed.append(path)
-    others = owned_elsewhere or set()
+    others: Container[str] = owned_elsewhere if owned_elsewhere is not None else ()
     scripts_like = {os.path.normcase(d) for d in dirs if not _is_package_dir(d, dist)}
     for directory in sorted(dirs):
         if os.path.normcase(directory) in scripts_like:
@@ -84,3 +93,34 @@ def _is_package_dir(directory: str, dist: Installed) -> bool:
     lib = os.path.normcase(os.path.normpath(dist.lib_dir))
     d = os.path.normcase(os.path.normpath(directory))
     return d != lib and is_within(lib, d)
+
+
+class _OwnedElsewhere:
+    """``path in it``: some distribution other than *name* lists *path* in its RECORD."""
+
+    def __init__(self, owners: dict[str, set[str]], name: str) -> None:
+        self._owners = owners
+        self._name = name
+
+    def __contains__(self, path: object) -> bool:
+        owners = self._owners.get(path) if isinstance(path, str) else None
+        return bool(owners) and owners != {self._name}
+
+
+def verify_environment(env: Environment, names: Sequence[str] = ()) -> list[VerifyReport]:
+    """Verify the named distributions of *env* (all when *names* is empty), in name order."""
+    from packaging.utils import canonicalize_name
+
+    installed = find_installed(env.lib_dirs)
+    wanted: list[str] = [canonicalize_name(n) for n in names] or sorted(installed)
+    missing = [n for n in names if canonicalize_name(n) not in installed]
+    if missing:
+        raise NotInstalledError(missing)
+    owners: dict[str, set[str]] = {}
+    for dist in installed.values():
+        for path in dist.files():
+            owners.setdefault(os.path.normcase(path), set()).add(dist.name)
+    return [
+        verify_distribution(installed[name], _OwnedElsewhere(owners, installed[name].name))
+        for name in wanted
+    ]
