@@ -794,3 +794,29 @@ def test_upgrade_keeps_a_file_another_distribution_still_owns(
     assert (venv.site / "shared" / "x.py").read_bytes() == b"WHO = 'A'\n"
     assert not (venv.site / "alpha-1.0.dist-info").exists()
     assert ok(run("verify", "--python", venv.python)).returncode == 0
+
+
+def test_incomplete_rollback_keeps_what_recover_needs(venv: Venv, tmp_path: Path) -> None:
+    """An upgrade fails, and so does undoing it: the journal and backups must survive for
+    `stalwart recover`, which then restores the old version byte for byte."""
+    from stalwart.fs import Op
+    from stalwart.fs.faults import FaultInjector
+    from stalwart.transaction import RollbackIncompleteError, pending_transactions
+
+    old = build_wheel(tmp_path / "w", "pkgx", "1.0", {"pkgx/a.py": b"A1\n", "pkgx/b.py": b"B1\n"})
+    new = build_wheel(tmp_path / "w", "pkgx", "2.0", {"pkgx/a.py": b"A2\n", "pkgx/b.py": b"B2\n"})
+    env = query_environment(str(venv.python), use_cache=False)
+    install([old], env, InstallOptions(compile=False))
+    before = snapshot(venv.root)
+    with stalwart.fs.settings(timeout=0), FaultInjector() as faults:
+        faults.fail(Op.REPLACE, "*/pkgx/b.py", errno=13)  # EACCES: installing, and restoring
+        with pytest.raises(RollbackIncompleteError, match="run `stalwart recover`"):
+            install([new], env, InstallOptions(compile=False))
+    (txn,) = pending_transactions(env.state_dir)
+    assert os.path.exists(os.path.join(txn, "journal.json"))
+    assert snapshot(venv.root) != before
+    from stalwart.install import recover_environment
+
+    (report,) = recover_environment(env)
+    assert report.action == "rolled back"
+    assert snapshot(venv.root) == before

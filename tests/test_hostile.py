@@ -21,6 +21,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -247,6 +248,16 @@ def _entry_point(name: str) -> Callable[[Where], Path]:
         return make_wheel(w.path(), with_record(files))
 
     return build
+
+
+def _planted_journal(w: Where) -> Path:
+    """A journal planted in site-packages/.stalwart would be replayed by the next recovery."""
+    files = base_files()
+    files[".stalwart/txn-0/journal.json"] = (
+        b'{"format": 1, "mkdirs": [], "backups": [], "prune": [],'
+        b' "installs": [["/tmp/stolen", "/tmp/victim.txt"]]}'
+    )
+    return make_wheel(w.path(), with_record(files))
 
 
 def _zip_bomb(w: Where) -> Path:
@@ -493,6 +504,12 @@ CASES = [
         InvalidWheelError,
         ("entry_points.txt", "module 'os;os.system' is not a dotted Python name"),
         cli=False,
+    ),
+    Case(
+        "planted-journal",
+        _planted_journal,
+        InvalidWheelError,
+        (".stalwart/txn-0/journal.json", "stalwart's own state directory"),
     ),
 ]
 
@@ -849,3 +866,31 @@ def test_no_verify_record_writes_a_correct_record(
 
     verify = run_cli(cli_env, "verify", "--python", v.python)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_recovery_refuses_a_journal_naming_paths_outside(
+    fresh_venv: Venv, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """However a foreign journal got there, recovery replays nothing it did not write."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    txn = fresh_venv.site_packages / ".stalwart" / "txn-0"
+    txn.mkdir(parents=True)
+    stage = txn / "stage" / "000001"
+    (txn / "journal.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "mkdirs": [],
+                "backups": [],
+                "prune": [],
+                "installs": [[str(stage), str(victim)]],
+            }
+        )
+    )
+    proc = run_cli(cli_env, "recover", "--python", fresh_venv.python)
+    assert proc.returncode == 1
+    assert "refusing to replay the transaction journal" in proc.stderr
+    assert str(victim) in proc.stderr
+    assert victim.read_bytes() == b"precious\n"
+    assert not stage.exists()

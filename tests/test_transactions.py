@@ -813,7 +813,7 @@ def test_recover_rolls_back_a_hand_made_partial_apply(toy: Toy) -> None:
     assert ops.count("rename") == 5
     assert 0 < ops.count("replace") < 5
     assert snapshot(toy.env) != old
-    (report,) = recover(str(toy.state))
+    (report,) = recover(str(toy.state), [str(toy.env)])
     assert report.action == "rolled back"
     assert report.steps > 0
     assert_same(snapshot(toy.env), old, "after rolling back")
@@ -828,7 +828,7 @@ def test_recover_rolls_forward_after_committed(toy: Toy) -> None:
     fs.write_atomic(os.path.join(txn.dir, COMMITTED), b"")
     applied = snapshot(toy.env)
     assert "pkg/olddir" in applied  # pruning happens after COMMITTED
-    (report,) = recover(str(toy.state))
+    (report,) = recover(str(toy.state), [str(toy.env)])
     assert report.action == "rolled forward"
     assert not toy.state.exists()
     pruned = (".stalwart", "pkg/olddir")
@@ -848,7 +848,7 @@ def test_crash_at_every_point_of_a_commit(
         txn = toy.stage()
         with contextlib.suppress(Crash, RollbackIncompleteError), crash_after(limit):
             txn.commit()
-        reports = recover(str(toy.state))
+        reports = recover(str(toy.state), [str(toy.env)])
         want = new if limit >= committed_at else old
         if journal_at <= limit < committed_at and [r.action for r in reports] != ["rolled back"]:
             problems.append(f"crash after {limit}: {reports}")
@@ -875,10 +875,10 @@ def test_crash_during_recovery_then_recover_again(
             crashed = False
             try:
                 with crash_after(again):
-                    recover(str(toy.state))
+                    recover(str(toy.state), [str(toy.env)])
             except Crash:
                 crashed = True
-            recover(str(toy.state))
+            recover(str(toy.state), [str(toy.env)])
             cases += 1
             want = new if limit >= committed_at else old
             got = snapshot(toy.env)
@@ -923,7 +923,7 @@ def test_crash_while_a_failed_commit_rolls_back(
             injector.faults.remove(fault)
         if not crashed:
             assert not toy.state.exists()
-        recover(str(toy.state))
+        recover(str(toy.state), [str(toy.env)])
         got = snapshot(toy.env)
         if got != old:
             problems.append(f"crash after {limit} ({listing_order}): {describe_diff(got, old)}")
@@ -955,7 +955,7 @@ def test_rollback_incomplete_names_the_journal_and_recover(
     assert isinstance(error, OSError)  # the CLI maps it like any filesystem error
     assert snapshot(toy.env) != old
     injector.faults.remove(undo)  # the file is released
-    (report,) = recover(str(toy.state))
+    (report,) = recover(str(toy.state), [str(toy.env)])
     assert report.action == "rolled back"
     assert not toy.state.exists()
     assert_same(snapshot(toy.env), old, "after stalwart recover")

@@ -363,7 +363,7 @@ def _same_content(a: str, b: str) -> bool:
 
 def recover_environment(env: Environment) -> list[RecoveryReport]:
     """Finish or undo transactions a crashed stalwart left; caller must hold the env lock."""
-    return recover(env.state_dir)
+    return recover(env.state_dir, [env.root, *env.lib_dirs])
 
 
 def install(

@@ -79,6 +79,7 @@ def plan_wheel(
     dist_info_dir = os.path.join(lib_dir, wheel.dist_info)
     problems: list[str] = []
     actions: list[FileAction] = []
+    state_dir = os.path.normcase(os.path.normpath(env.state_dir))
     skip = {f"{wheel.dist_info}/{n}" for n in ("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER")}
     data_prefix = wheel.data_dir + "/"
     for entry in wheel.files:
@@ -100,6 +101,10 @@ def plan_wheel(
         dest = os.path.normpath(os.path.join(root, *rest.split("/")))
         if not is_within(os.path.normpath(root), dest):
             problems.append(f"{name}: would be written outside {root}")
+            continue
+        if is_within(state_dir, os.path.normcase(dest)):
+            # A planted journal there would be replayed by the next command's recovery.
+            problems.append(f"{name}: would be written into stalwart's own state directory")
             continue
         actions.append(
             FileAction(

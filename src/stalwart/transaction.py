@@ -23,12 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stalwart import fs
+from stalwart._paths import is_within
 from stalwart.errors import FilesystemError
 
 __all__ = [
     "Transaction",
     "RecoveryReport",
     "RollbackIncompleteError",
+    "JournalError",
     "recover",
     "pending_transactions",
     "JOURNAL",
@@ -54,6 +56,21 @@ class RollbackIncompleteError(FilesystemError):
             f"the transaction could not be rolled back completely ({self.cause}). "
             f"Its journal is {self.journal}; run `stalwart recover` once the file is released "
             "to restore the environment."
+        )
+
+
+class JournalError(FilesystemError):
+    """A journal that stalwart did not write, or that is damaged: nothing is replayed."""
+
+    def __init__(self, journal: str, problem: str) -> None:
+        super().__init__(0, problem)
+        self.journal = journal
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"refusing to replay the transaction journal {self.journal}: {self.problem}. "
+            "Inspect it, then delete its transaction directory to go on."
         )
 
 
@@ -83,19 +100,49 @@ class _Steps:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> _Steps:
-        if data.get("format") != _FORMAT:
-            raise ValueError(f"unknown journal format {data.get('format')!r}")
+    def from_json(cls, data: object, txn_dir: str, roots: list[str]) -> _Steps:
+        """Read a journal back, refusing any path a genuine journal of *txn_dir* cannot hold.
 
-        def pairs(key: str) -> list[tuple[str, str]]:
-            return [(str(a), str(b)) for a, b in data[key]]  # type: ignore[attr-defined]
+        A journal is replayed with the user's rights, so one that names files outside the
+        environment, or staging/backup paths outside its own transaction, is refused whole.
+        """
+        try:
+            if not isinstance(data, dict) or data.get("format") != _FORMAT:
+                raise ValueError("unknown journal format")
 
-        return cls(
-            mkdirs=[str(p) for p in data["mkdirs"]],  # type: ignore[attr-defined]
-            backups=pairs("backups"),
-            installs=pairs("installs"),
-            prune=[str(p) for p in data["prune"]],  # type: ignore[attr-defined]
-        )
+            def paths(key: str) -> list[str]:
+                return [_text(p) for p in data[key]]
+
+            def pairs(key: str) -> list[tuple[str, str]]:
+                return [(_text(a), _text(b)) for a, b in data[key]]
+
+            steps = cls(paths("mkdirs"), pairs("backups"), pairs("installs"), paths("prune"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed journal: {exc}") from None
+        stage, backup = os.path.join(txn_dir, "stage"), os.path.join(txn_dir, "backup")
+        inside_env = [*steps.mkdirs, *steps.prune]
+        inside_env += [dest for dest, _ in steps.backups] + [dest for _, dest in steps.installs]
+        problems = [p for p in inside_env if not any(_contained(r, p) for r in roots)]
+        problems += [b for _, b in steps.backups if not _contained(backup, b)]
+        problems += [s for s, _ in steps.installs if not _contained(stage, s)]
+        if problems:
+            raise ValueError(f"it names paths outside its environment: {problems[0]}")
+        return steps
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a path, found {value!r}")
+    return value
+
+
+def _contained(root: str, path: str) -> bool:
+    """*path* is below *root* lexically and once its parent's symlinks are resolved."""
+    if not os.path.isabs(path):
+        return False
+    normal = os.path.normpath(path)
+    real = os.path.join(os.path.realpath(os.path.dirname(normal)), os.path.basename(normal))
+    return is_within(os.path.normpath(root), normal) and is_within(os.path.realpath(root), real)
 
 
 class Transaction:
@@ -118,6 +165,7 @@ class Transaction:
         self._prune: dict[str, None] = {}
         self._counter = 0
         self.committed = False
+        self._keep = False
 
     def stage_path(self, hint: str = "") -> str:
         """A fresh path inside the staging area (flat, so staging needs no mkdir per file)."""
@@ -171,6 +219,8 @@ class Transaction:
             try:
                 _undo(steps)
             except BaseException as undo_error:
+                # The journal, backups and staging are what `stalwart recover` needs: keep them.
+                self._keep = True
                 raise RollbackIncompleteError(self.journal_path, undo_error) from exc
             self._discard()
             raise
@@ -180,8 +230,11 @@ class Transaction:
         return len(steps.backups) + len(steps.installs)
 
     def abort(self) -> None:
-        """Throw away everything staged; nothing visible has changed."""
-        if not self.committed:
+        """Throw away everything staged; nothing visible has changed.
+
+        A transaction whose rollback could not finish is kept for ``stalwart recover``.
+        """
+        if not self.committed and not self._keep:
             self._discard()
 
     def _discard(self) -> None:
@@ -270,19 +323,22 @@ def pending_transactions(state_dir: str) -> list[str]:
     return sorted(os.path.join(state_dir, n) for n in names if n.startswith(_PREFIX))
 
 
-def recover(state_dir: str) -> list[RecoveryReport]:
-    """Finish or undo every unfinished transaction in *state_dir*. Caller holds the env lock."""
+def recover(state_dir: str, roots: list[str]) -> list[RecoveryReport]:
+    """Finish or undo every unfinished transaction in *state_dir*. Caller holds the env lock.
+
+    Every path a journal names must lie below one of *roots* (the environment's directories).
+    """
     reports: list[RecoveryReport] = []
     for txn_dir in pending_transactions(state_dir):
         journal = os.path.join(txn_dir, JOURNAL)
         try:
             with open(journal, encoding="utf-8") as f:
-                steps = _Steps.from_json(json.load(f))
+                steps = _Steps.from_json(json.load(f), txn_dir, roots)
         except FileNotFoundError:
             steps = None
-        except ValueError:
+        except (ValueError, UnicodeDecodeError) as exc:
             # A torn journal is impossible with write_atomic; an unreadable one is foreign.
-            raise FilesystemError(0, f"cannot read the journal {journal}") from None
+            raise JournalError(journal, str(exc)) from None
         if steps is None:
             fs.rmtree(txn_dir, trash=_trash(state_dir))
             reports.append(RecoveryReport(txn_dir, "discarded staging", 0))
