@@ -517,38 +517,33 @@ class MoveToTrash(Scenario):
         assert os.listdir(self.trash) == []
 
 
-class EmptyTrash(Scenario):
-    """``empty_trash`` reports what is still locked instead of raising."""
+class RmdirIfEmpty(Scenario):
+    """``rmdir_if_empty`` waits out a lock on an empty directory and reports, never raises."""
 
-    op = fs.Op.UNLINK
+    op = fs.Op.RMDIR
     raises_on_timeout = False
-    single_call = False
-    pattern = "*/old.pyd.1.0"
+    pattern = "*/emptydir"
 
     def setup(self) -> None:
-        self.trash = self.p("trash")
-        self.stubborn = self.p("trash", "old.pyd.1.0")
-        os.makedirs(self.p("trash", "pkg.1.1", "sub"))
-        write(self.stubborn, b"old")
-        write(self.p("trash", "pkg.1.1", "sub", "m.py"), b"m")
-        write(self.p("trash", "other.exe.1.2"), b"exe")
+        self.path = self.p("emptydir")
+        os.mkdir(self.path)
 
     def run(self) -> Any:
-        return fs.empty_trash(self.trash)
+        return fs.rmdir_if_empty(self.path)
 
     def check_paths(self, paths: tuple[str, ...]) -> None:
-        assert paths == (self.stubborn,)
+        assert paths == (self.path,)
 
     def check_done(self, result: Any) -> None:
-        assert result == []
-        assert not os.path.lexists(self.trash)
+        assert result is True
+        assert not os.path.lexists(self.path)
 
     def check_failed(self) -> None:
-        assert read(self.stubborn) == b"old"
+        assert os.path.isdir(self.path)
 
     def check_left(self, result: Any) -> None:
-        assert result == [self.stubborn]
-        self.check_failed()
+        assert result is False
+        assert os.path.isdir(self.path)
 
 
 SCENARIOS: list[type[Scenario]] = [
@@ -568,7 +563,7 @@ SCENARIOS: list[type[Scenario]] = [
     MakedirsParent,
     Chmod,
     MoveToTrash,
-    EmptyTrash,
+    RmdirIfEmpty,
 ]
 scenarios = pytest.mark.parametrize("scenario_cls", SCENARIOS, ids=lambda c: c.__name__)
 locks = pytest.mark.parametrize("lock", list(LOCKS.values()), ids=list(LOCKS))
@@ -589,14 +584,16 @@ COVERAGE: dict[str, list[type[Scenario]]] = {
     "makedirs": [Makedirs, MakedirsParent],
     "chmod": [Chmod],
     "move_to_trash": [MoveToTrash],
-    "empty_trash": [EmptyTrash],
+    "rmdir_if_empty": [RmdirIfEmpty],
 }
+# Operations that on purpose make one attempt and never wait: tested on their own below.
+NO_RETRY = {"empty_trash"}
 
 
 def test_every_public_operation_has_a_scenario() -> None:
     not_operations = {"policy_from_env", "configure", "settings", "runtime", "classify"}
     operations = {n for n in fs.__all__ if n.islower() and callable(getattr(fs, n))}
-    assert operations - not_operations == set(COVERAGE)
+    assert operations - not_operations == set(COVERAGE) | NO_RETRY
     assert sorted(c.__name__ for cs in COVERAGE.values() for c in cs) == sorted(
         c.__name__ for c in SCENARIOS
     )
@@ -1450,3 +1447,52 @@ def test_write_atomic_skips_a_temp_name_a_crashed_process_left(
     assert target.read_bytes() == b"new"
     assert stale.read_bytes() == b"left by a crash"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file.txt", stale.name])
+
+
+# --- operations that never wait --------------------------------------------------------------
+
+
+def test_empty_trash_makes_one_attempt_and_leaves_what_is_locked(
+    tmp_path: Path, fake_time: Any, faults: FaultInjector
+) -> None:
+    """What is in the trash was locked past a whole budget before: each command tries once,
+    without sleeping, and the next command tries again."""
+    trash = tmp_path / "trash"
+    (trash / "pkg.1.1" / "sub").mkdir(parents=True)
+    (trash / "pkg.1.1" / "sub" / "m.py").write_bytes(b"m")
+    (trash / "old.pyd.1.0").write_bytes(b"old")
+    (trash / "other.exe.1.2").write_bytes(b"exe")
+    fault = faults.fail(fs.Op.UNLINK, "*/old.pyd.1.0", winerror=32)
+    assert fs.empty_trash(trash) == [str(trash / "old.pyd.1.0")]
+    assert fault.hits == 1
+    assert fake_time.sleeps == []
+    assert sorted(p.name for p in trash.iterdir()) == ["old.pyd.1.0"]
+    faults.faults.clear()
+    assert fs.empty_trash(trash) == []
+    assert not trash.exists()
+
+
+def test_rmdir_if_empty_does_not_wait_on_a_directory_with_files(
+    tmp_path: Path, fake_time: Any, faults: FaultInjector
+) -> None:
+    """On Windows "not empty" is WinError 145, a lock for rmdir; with files present it is an
+    answer, and pruning must not spend the budget on it."""
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "f").write_bytes(b"")
+    faults.fail(fs.Op.RMDIR, "*/full", winerror=145)
+    assert fs.rmdir_if_empty(full) is False
+    assert fake_time.sleeps == []
+    assert full.is_dir()
+
+
+def test_rmdir_if_empty_waits_for_delete_pending_children(
+    tmp_path: Path, fake_time: Any, faults: FaultInjector
+) -> None:
+    """An empty listing that still gives 145: children pending deletion; worth the wait."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    faults.fail(fs.Op.RMDIR, "*/empty", winerror=145, times=3)
+    assert fs.rmdir_if_empty(empty) is True
+    assert len(fake_time.sleeps) == 3
+    assert not empty.exists()

@@ -1215,8 +1215,10 @@ def test_uninstall_with_a_loaded_pyd_leaves_it_in_the_trash(
         (trashed,) = (state / "trash").iterdir()
         assert trashed.read_bytes() == data
         assert trashed.stat().st_ino == ino
-        assert fake_clock.now >= 2 * fs.DEFAULT_TIMEOUT  # rmtree, then empty_trash
-        assert fs.runtime().stats.total().failures == 2
+        # rmtree waited the whole budget; empty_trash then tried once without waiting.
+        assert fs.DEFAULT_TIMEOUT <= fake_clock.now < 2 * fs.DEFAULT_TIMEOUT
+        assert fs.runtime().stats.total().failures == 1  # one lock episode; the retry-free
+        # attempt of empty_trash is not an episode
         # The next command, while the file is still loaded, leaves it there and succeeds.
         install([build_wheel(tmp_path / "wheels", TINY)], ivenv.env, NO_COMPILE)
         assert trashed.exists()

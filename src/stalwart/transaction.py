@@ -266,11 +266,9 @@ def _undo(steps: _Steps) -> int:
             fs.replace(dest, staged)
             undone += 1
     for directory in reversed(steps.mkdirs):
-        try:
-            fs.rmdir(directory)
+        # Never created, or something else lives there now: then it stays.
+        if os.path.isdir(directory) and fs.rmdir_if_empty(directory):
             undone += 1
-        except OSError:
-            pass  # never created, or something else lives there now: leave it
     for dest, backup in reversed(steps.backups):
         if os.path.lexists(backup):
             fs.replace(backup, dest)
@@ -280,10 +278,7 @@ def _undo(steps: _Steps) -> int:
 
 def _prune(directories: Iterable[str]) -> None:
     for directory in directories:
-        try:
-            fs.rmdir(directory)
-        except OSError:
-            pass  # missing or not empty: both fine
+        fs.rmdir_if_empty(directory)  # missing or not empty: both fine
 
 
 def _finish(steps: _Steps, txn_dir: str, state_dir: str) -> None:
@@ -308,10 +303,7 @@ def _remove_txn_dir(txn_dir: str, state_dir: str) -> None:
 def _tidy_state_dir(state_dir: str) -> None:
     """Empty the trash of earlier runs and remove the state directory if nothing is left."""
     fs.empty_trash(_trash(state_dir))
-    try:
-        fs.rmdir(state_dir)
-    except OSError:
-        pass
+    fs.rmdir_if_empty(state_dir)
 
 
 def pending_transactions(state_dir: str) -> list[str]:

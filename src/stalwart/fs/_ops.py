@@ -39,6 +39,7 @@ __all__ = [
     "chmod",
     "move_to_trash",
     "empty_trash",
+    "rmdir_if_empty",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -345,6 +346,9 @@ def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
     with os.scandir(top) as it:
         entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
     for entry, is_dir in entries:
+        if is_dir and _is_reparse_point(entry):
+            rmdir(entry)  # a junction: remove the link, never what it points to
+            continue
         if is_dir:
             _rmtree(entry, trash, trashed)
             continue
@@ -365,7 +369,11 @@ def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
 
 
 def empty_trash(trash: StrPath) -> list[str]:
-    """Delete what earlier runs moved into *trash*; returns what is still locked."""
+    """Delete what earlier runs moved into *trash*; returns what is still there.
+
+    Deliberately without waiting: whatever is in the trash was locked past a full budget
+    before, so each command makes one attempt per entry and leaves the rest for the next.
+    """
     left: list[str] = []
     try:
         names = os.listdir(trash)
@@ -373,16 +381,75 @@ def empty_trash(trash: StrPath) -> list[str]:
         return left
     for name in names:
         entry = os.path.join(_s(trash), name)
-        try:
-            rmtree(entry)
-        except OSError:
+        if not _remove_now(entry):
             left.append(entry)
-    if not left:
-        try:
-            rmdir(trash)
-        except OSError:
-            left.append(_s(trash))
+    if not left and not rmdir_if_empty(trash):
+        left.append(_s(trash))
     return left
+
+
+def _remove_now(path: str) -> bool:
+    """One attempt, no retry, at removing *path* and everything below it."""
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(path).st_mode) and not _is_reparse_point(path)
+        if is_dir:
+            with os.scandir(path) as it:
+                children = [e.path for e in it]
+            removed = [_remove_now(child) for child in children]  # try every child
+            if not all(removed):
+                return False
+            P.rmdir(path)
+        else:
+            P.unlink(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+_NOT_EMPTY_ERRNOS = frozenset({errno.ENOTEMPTY, errno.EEXIST})
+_WIN_DIR_NOT_EMPTY = 145
+
+
+def rmdir_if_empty(path: StrPath) -> bool:
+    """Remove the directory *path* if it is empty; True if it is gone.
+
+    "Not empty" is normally an answer, not a lock: waiting on it would cost the full budget
+    for every directory that merely still holds files (on Windows it is WinError 145, which
+    the retry loop treats as a lock for directory removal). Only a directory whose listing is
+    empty but which still cannot be removed (children pending deletion) is waited for.
+    """
+    try:
+        P.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        not_empty = (
+            getattr(exc, "winerror", None) == _WIN_DIR_NOT_EMPTY or exc.errno in _NOT_EMPTY_ERRNOS
+        )
+        if not_empty:
+            try:
+                with os.scandir(path) as it:
+                    if next(it, None) is not None:
+                        return False
+            except OSError:
+                return False
+        try:
+            retry(Op.RMDIR, (_s(path),), P.rmdir, exc, path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+    return True
+
+
+def _is_reparse_point(path: str) -> bool:
+    """A Windows junction or mount point: removed as a link, never descended into."""
+    if not WINDOWS:
+        return False
+    attributes = getattr(os.lstat(path), "st_file_attributes", 0)
+    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400))
 
 
 def _mkdir_tree(path: StrPath, mode: int) -> None:
