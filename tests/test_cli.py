@@ -820,3 +820,95 @@ def test_incomplete_rollback_keeps_what_recover_needs(venv: Venv, tmp_path: Path
     (report,) = recover_environment(env)
     assert report.action == "rolled back"
     assert snapshot(venv.root) == before
+
+
+def test_two_wheels_of_one_command_shipping_one_path_differently(
+    run: Run, venv: Venv, wheels: Wheels
+) -> None:
+    before = snapshot(venv.root)
+    proc = run("install", "--python", venv.python, wheels.alpha, wheels.beta)
+    assert_error(proc, 1, "shared/x.py is shipped by both", "with different content")
+    assert snapshot(venv.root) == before
+    # The same bytes from both (a namespace __init__.py) are fine, and both RECORDs list it.
+    ok(run("install", "--python", venv.python, wheels.alpha, wheels.gamma))
+    assert ok(run("verify", "--python", venv.python)).returncode == 0
+
+
+def test_a_file_does_not_replace_a_directory_holding_other_files(
+    run: Run, venv: Venv, tmp_path: Path
+) -> None:
+    """pkgd/data is a directory in 1.0 and a file in 2.0; a plugin and the user put files in
+    it. Replacing it would delete them: refused, and nothing changes."""
+    w = tmp_path / "w"
+    v1 = build_wheel(w, "pkgd", "1.0", {"pkgd/__init__.py": b"", "pkgd/data/x.txt": b"x\n"})
+    v2 = build_wheel(w, "pkgd", "2.0", {"pkgd/__init__.py": b"", "pkgd/data": b"a file\n"})
+    plugin = build_wheel(w, "plugin", "1.0", {"pkgd/data/plugin.txt": b"p\n"})
+    ok(run("install", "--python", venv.python, v1, plugin))
+    (venv.site / "pkgd" / "data" / "user.txt").write_bytes(b"precious\n")
+    before = snapshot(venv.root)
+    proc = run("install", "--python", venv.python, v2)
+    assert_error(proc, 1, "is a directory that holds", "a file cannot replace it")
+    assert snapshot(venv.root) == before
+    # Without the foreign files the upgrade goes through: the old directory is replaced.
+    ok(run("uninstall", "--python", venv.python, "plugin"))
+    (venv.site / "pkgd" / "data" / "user.txt").unlink()
+    ok(run("install", "--python", venv.python, v2))
+    assert (venv.site / "pkgd" / "data").read_bytes() == b"a file\n"
+    assert ok(run("verify", "--python", venv.python)).returncode == 0
+
+
+def test_missing_record_refuses_uninstall_and_upgrade(
+    run: Run, venv: Venv, wheels: Wheels, tmp_path: Path
+) -> None:
+    """Without RECORD the files are unknown: removing only the .dist-info would orphan them."""
+    ok(run("install", "--python", venv.python, wheels.other))
+    (venv.site / "other-2.0.dist-info" / "RECORD").unlink()
+    before = snapshot(venv.root)
+    proc = run("uninstall", "--python", venv.python, "other")
+    assert_error(proc, 1, "refusing to uninstall other 2.0", "RECORD is missing")
+    assert snapshot(venv.root) == before
+    newer = build_wheel(tmp_path / "w", "other", "3.0", {"other.py": b"X = 3\n"})
+    assert_error(run("install", "--python", venv.python, newer), 1, "RECORD is missing")
+    assert snapshot(venv.root) == before
+    proc = run("verify", "--python", venv.python)
+    assert proc.returncode == 5
+    assert "RECORD is missing" in proc.stdout
+
+
+def test_uninstall_does_not_follow_a_symlinked_dist_info_outside(
+    run: Run, venv: Venv, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: ext\nVersion: 1.0\n")
+    (outside / "RECORD").write_bytes(b"")
+    (outside / "notes.txt").write_bytes(b"keep me\n")
+    (venv.site / "ext-1.0.dist-info").symlink_to(outside)
+    proc = run("uninstall", "--python", venv.python, "ext")
+    assert_error(proc, 1, "resolves outside the environment")
+    assert sorted(p.name for p in outside.iterdir()) == ["METADATA", "RECORD", "notes.txt"]
+
+
+def test_install_does_not_write_through_a_symlink_out_of_the_environment(
+    run: Run, venv: Venv, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.py").write_bytes(b"the user's own file\n")
+    (venv.site / "pkgx").symlink_to(outside)
+    wheel = build_wheel(tmp_path / "w", "pkgx", "1.0", {"pkgx/a.py": b"from the wheel\n"})
+    proc = run("install", "--python", venv.python, wheel)
+    assert_error(proc, 4, "leads outside the environment")
+    assert (outside / "a.py").read_bytes() == b"the user's own file\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["a.py"]
+
+
+@pytest.mark.parametrize("prints", ["", "[1]", "{}", '{"paths": 3}'])
+def test_an_interpreter_that_reports_nonsense(
+    run: Run, tmp_path: Path, wheels: Wheels, prints: str
+) -> None:
+    fake = tmp_path / "fakepy"
+    fake.write_text(f"#!/bin/sh\nprintf '%s' '{prints}'\n")
+    fake.chmod(0o755)
+    proc = run("install", "--python", fake, wheels.other)
+    assert_error(proc, 4, "did not report a usable install scheme")

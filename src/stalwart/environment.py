@@ -199,6 +199,22 @@ def interpreter_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
 
 
+_REQUIRED = frozenset(
+    {
+        "executable",
+        "prefix",
+        "in_venv",
+        "paths",
+        "implementation",
+        "version",
+        "platform",
+        "os_name",
+        "stdlib",
+        "platstdlib",
+    }
+)
+
+
 def _run_query(executable: str, prefix: str | None) -> dict[str, Any]:
     script = helper_script("_query_interpreter.py")
     args = json.dumps({"prefix": prefix} if prefix else {})
@@ -219,7 +235,14 @@ def _run_query(executable: str, prefix: str | None) -> dict[str, Any]:
         raise TargetEnvironmentError(
             f"the interpreter {executable} failed to report its install scheme: {detail[0]}"
         )
-    data: dict[str, Any] = json.loads(proc.stdout)
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
+        raise TargetEnvironmentError(
+            f"{executable} did not report a usable install scheme; is it a Python interpreter?"
+        )
     return data
 
 
@@ -267,11 +290,22 @@ def query_environment(
         raise TargetEnvironmentError("--prefix and --target cannot be used together")
     executable = _resolve_python(python)
     data = _query(executable, os.path.abspath(prefix) if prefix else None, use_cache=use_cache)
+    try:
+        return _environment(data, prefix, target)
+    except (KeyError, TypeError, ValueError):
+        raise TargetEnvironmentError(
+            f"{executable} did not report a usable install scheme; is it a Python interpreter?"
+        ) from None
+
+
+def _environment(data: dict[str, Any], prefix: str | None, target: str | None) -> Environment:
     return Environment(
         executable=data["executable"],
         prefix=data["prefix"],
         in_venv=bool(data["in_venv"]) and prefix is None,
-        paths=dict(data["paths"]),
+        paths={
+            k: str(data["paths"][k]) for k in ("purelib", "platlib", "scripts", "data", "include")
+        },
         implementation=data["implementation"],
         cache_tag=data["cache_tag"],
         version=tuple(data["version"]),

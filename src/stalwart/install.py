@@ -121,7 +121,9 @@ def _check_externally_managed(env: Environment, options: InstallOptions) -> None
 
 
 def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
-    """Refuse wheels that would overwrite stalwart itself or the interpreter's own files."""
+    """Refuse wheels that would overwrite stalwart itself or the interpreter's own files, or
+    write through a symlink that leads out of the environment (uninstall would then refuse
+    to remove what install put there)."""
 
     stdlib = {os.path.realpath(env.stdlib), os.path.realpath(env.platstdlib)}
     # In a virtual environment platstdlib contains site-packages: those are not protected.
@@ -129,10 +131,17 @@ def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
     own = os.path.realpath(os.path.dirname(__file__))
     exe = {os.path.realpath(sys.executable), os.path.realpath(env.executable)}
     exe_names = {os.path.basename(p) for p in (*exe, sys.executable, env.executable)}
+    inside = {os.path.realpath(d) for d in (env.root, *env.lib_dirs, *env.paths.values())}
     problems: list[str] = []
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
             real = os.path.realpath(parent)
+            if not any(is_within(root, real) for root in inside):
+                problems.append(
+                    f"{plan.wheel.filename} writes into {parent}, which leads outside the "
+                    f"environment (to {real})"
+                )
+                break
             if is_within(own, real) or (
                 any(is_within(p, real) for p in stdlib)
                 and not any(is_within(a, real) for a in allowed)
@@ -328,19 +337,49 @@ def _direct_url(path: str) -> dict[str, object]:
 
 
 def _conflicts(
-    staged: list[_Staged], installed: dict[str, Installed], replacing: set[str], allow: bool
+    staged_by_plan: list[list[_Staged]],
+    plans: list[WheelPlan],
+    installed: dict[str, Installed],
+    replacing: set[str],
+    removing: set[str],
+    allow: bool,
 ) -> list[str]:
-    """Files of *other* distributions the new files would overwrite with different content."""
-    existing = [s for s in staged if os.path.lexists(s.action.dest)]
+    """What the new files would clobber: files of other distributions (different content),
+    the same path from two wheels of this command (different content), and directories that
+    hold anything this command does not remove (refused even with --allow-overwrite: their
+    contents would be deleted, not overwritten)."""
+    problems: list[str] = []
+    claimed: dict[str, tuple[WheelPlan, _Staged]] = {}
+    for plan, staged in zip(plans, staged_by_plan, strict=True):
+        for item in staged:
+            key = os.path.normcase(item.action.dest)
+            first = claimed.setdefault(key, (plan, item))
+            if (
+                first[1] is not item
+                and not allow
+                and not _same_content(first[1].staged, item.staged)
+            ):
+                problems.append(
+                    f"{item.action.dest} is shipped by both {first[0].wheel.filename} and "
+                    f"{plan.wheel.filename}, with different content"
+                )
+    existing = [s for staged in staged_by_plan for s in staged if os.path.lexists(s.action.dest)]
+    for item in existing:
+        dest = item.action.dest
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            kept = _first_kept_file(dest, removing)
+            if kept is not None:
+                problems.append(
+                    f"{dest} is a directory that holds {kept}; a file cannot replace it"
+                )
     if not existing or allow:
-        return []
+        return problems
     owners: dict[str, Installed] = {}
     for dist in installed.values():
         if dist.name in replacing:
             continue
         for path in dist.files():
             owners[os.path.normcase(path)] = dist
-    problems: list[str] = []
     for item in existing:
         owner = owners.get(os.path.normcase(item.action.dest))
         if owner is None:
@@ -349,6 +388,16 @@ def _conflicts(
             continue  # e.g. a pkgutil namespace __init__.py shipped by every member
         problems.append(f"{item.action.dest} belongs to {owner.display_name} {owner.version}")
     return problems
+
+
+def _first_kept_file(directory: str, removing: set[str]) -> str | None:
+    """A file below *directory* that this command does not remove, if there is one."""
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.normcase(path) not in removing:
+                return path
+    return None
 
 
 def _same_content(a: str, b: str) -> bool:
@@ -451,9 +500,11 @@ def _install_locked(
     try:
         staged_by_plan = _stage_all(plans, txn, options, env, umask, tick)
         problems = _conflicts(
-            [s for st in staged_by_plan for s in st],
+            staged_by_plan,
+            plans,
             installed,
             set(previous),
+            {os.path.normcase(f) for r in removals for f in r.files},
             options.allow_overwrite,
         )
         if problems:

@@ -26,15 +26,27 @@ class Installed:
     dist_info: str  # absolute path of the .dist-info directory
     lib_dir: str  # the directory RECORD paths are relative to
 
-    @cached_property
+    @property
     def record(self) -> list[RecordEntry]:
+        """RECORD's rows; empty when it is missing or unreadable (see :attr:`record_problems`)."""
+        return self._record[0]
+
+    @property
+    def record_problems(self) -> list[str]:
+        """Why RECORD cannot be trusted in full: missing, not UTF-8, malformed rows."""
+        return self._record[1]
+
+    @cached_property
+    def _record(self) -> tuple[list[RecordEntry], list[str]]:
+        path = os.path.join(self.dist_info, "RECORD")
         try:
-            with open(os.path.join(self.dist_info, "RECORD"), encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 text = f.read()
         except FileNotFoundError:
-            return []
-        entries, _problems = parse_record(text, source=os.path.join(self.dist_info, "RECORD"))
-        return entries
+            return [], [f"{path} is missing, so the files of the distribution are unknown"]
+        except (OSError, UnicodeDecodeError) as exc:
+            return [], [f"{path} cannot be read: {exc}"]
+        return parse_record(text, source=path, lenient=True)
 
     @cached_property
     def metadata(self) -> Headers:

@@ -41,7 +41,12 @@ def plan_removal(
     *protected* (``normcase``d real paths: the interpreter) makes the whole removal refused.
     """
     real_roots = [os.path.realpath(r) for r in roots]
-    problems: list[str] = []
+    # Without a complete RECORD the distribution's files are unknown: removing only what is
+    # listed would orphan the rest (pip refuses too).
+    problems: list[str] = list(dist.record_problems)
+    # The .dist-info itself is walked below: it must not lead out of the environment either.
+    if not any(is_within(root, os.path.realpath(dist.dist_info)) for root in real_roots):
+        problems.append(f"{dist.dist_info} resolves outside the environment")
     files: dict[str, None] = {}
     listed_dirs: dict[str, None] = {}
     for entry in dist.record:

@@ -51,6 +51,7 @@ def verify_distribution(
     RECORD lists; *owned_elsewhere* holds normalized paths other distributions own.
     """
     report = VerifyReport(dist.display_name, dist.version)
+    report.missing.extend(dist.record_problems)
     listed: set[str] = set()
     dirs: set[str] = set()
     for entry in dist.record:

@@ -59,8 +59,14 @@ def decode_hash(text: str) -> tuple[str, bytes]:
     return name, digest
 
 
-def parse_record(text: str, *, source: str = "RECORD") -> tuple[list[RecordEntry], list[str]]:
-    """Parse RECORD text; returns (entries, problems). Every problem is reported, not the first."""
+def parse_record(
+    text: str, *, source: str = "RECORD", lenient: bool = False
+) -> tuple[list[RecordEntry], list[str]]:
+    """Parse RECORD text; returns (entries, problems). Every problem is reported, not the first.
+
+    *lenient* (for installed RECORDs, where only the paths matter to uninstall) keeps a row
+    with a malformed hash or size as a path-only entry instead of reporting it.
+    """
     entries: list[RecordEntry] = []
     problems: list[str] = []
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -81,13 +87,15 @@ def parse_record(text: str, *, source: str = "RECORD") -> tuple[list[RecordEntry
             try:
                 hash_name, digest = decode_hash(hash_text)
             except ValueError as exc:
-                problems.append(f"{source} line {lineno}: {exc}")
-                continue
+                if not lenient:
+                    problems.append(f"{source} line {lineno}: {exc}")
+                    continue
         if size_text:
-            if not size_text.isdigit():
+            if size_text.isdigit():
+                size = int(size_text)
+            elif not lenient:
                 problems.append(f"{source} line {lineno}: size {size_text!r} is not a number")
                 continue
-            size = int(size_text)
         entries.append(RecordEntry(path, hash_name, digest, size))
     return entries, problems
 
