@@ -174,6 +174,8 @@ def _errors() -> Iterator[None]:
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise _Fail(EXIT_FAILED, f"{exc.strerror or exc}{where}") from None
+    except UnicodeDecodeError as exc:
+        raise _Fail(EXIT_FAILED, f"a file is not UTF-8 text: {exc}") from None
     except ValueError as exc:  # e.g. a bad STALWART_LOCK_TIMEOUT
         raise _Fail(EXIT_USAGE, str(exc)) from None
 
@@ -203,17 +205,21 @@ def _requirements(files: list[str]) -> list[str]:
     wheels: list[str] = []
     for name in files:
         base = os.path.dirname(os.path.abspath(name))
-        with open(name, encoding="utf-8") as f:
-            for raw in f:
-                line = raw.split("#", 1)[0].strip()
-                if not line:
-                    continue
-                if not line.endswith(".whl"):
-                    raise _Fail(
-                        EXIT_USAGE,
-                        f"{name}: {line!r} is not a wheel file (only local wheels are supported)",
-                    )
-                wheels.append(line if os.path.isabs(line) else os.path.join(base, line))
+        try:
+            with open(name, encoding="utf-8") as f:
+                lines = f.readlines()
+        except UnicodeDecodeError:
+            raise _Fail(EXIT_USAGE, f"{name}: not UTF-8 text") from None
+        for raw in lines:
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if not line.endswith(".whl"):
+                raise _Fail(
+                    EXIT_USAGE,
+                    f"{name}: {line!r} is not a wheel file (only local wheels are supported)",
+                )
+            wheels.append(line if os.path.isabs(line) else os.path.join(base, line))
     return wheels
 
 

@@ -7,6 +7,7 @@ drops either lock when the process dies, so a crash never leaves a stale lock.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from types import TracebackType
@@ -89,8 +90,12 @@ def _try_lock(fd: int) -> bool:
 
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
+        except OSError as exc:
+            # Locked by another process: EACCES (or EDEADLOCK). Anything else is a real error,
+            # not a reason to wait for a process that does not exist.
+            if exc.errno in (errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)):
+                return False
+            raise
         return True
     import fcntl
 

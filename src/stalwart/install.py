@@ -443,6 +443,8 @@ def install(
             seen[wheel.name] = wheel.filename
             result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
         for lib_dir in env.lib_dirs:
+            if os.path.lexists(lib_dir) and not os.path.isdir(lib_dir):
+                raise TargetEnvironmentError(f"{lib_dir} exists and is not a directory")
             fs.makedirs(lib_dir)
         with EnvironmentLock(env.lib_dirs[0], timeout=options.lock_wait, notify=notify):
             result.recovered = recover_environment(env)

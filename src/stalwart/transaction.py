@@ -201,10 +201,20 @@ class Transaction:
                 parent = os.path.dirname(parent)
         steps.mkdirs = sorted(missing, key=lambda p: (p.count(os.sep), p))
         counter = 0
+        seen: set[tuple[int, int, str]] = set()
         for dest in [*self._removes, *self._installs]:
-            if os.path.lexists(dest):
-                counter += 1
-                steps.backups.append((dest, os.path.join(self.backup_dir, f"{counter:06d}")))
+            try:
+                st = os.lstat(dest)
+            except FileNotFoundError:
+                continue
+            # On a case-insensitive filesystem 'Foo.py' (old) and 'foo.py' (new) are one file:
+            # back it up once, or the second rename finds nothing to move.
+            key = (st.st_dev, st.st_ino, dest.casefold())
+            if key in seen:
+                continue
+            seen.add(key)
+            counter += 1
+            steps.backups.append((dest, os.path.join(self.backup_dir, f"{counter:06d}")))
         steps.installs = [(staged, dest) for dest, staged in self._installs.items()]
         steps.prune = sorted(self._prune, key=lambda p: (-p.count(os.sep), p))
         return steps
@@ -213,6 +223,7 @@ class Transaction:
         """Apply every step; on failure undo them all and re-raise. Returns the step count."""
         steps = self._steps()
         fs.write_atomic(self.journal_path, json.dumps(steps.to_json()).encode("utf-8"))
+        fs.sync_directory(self.dir)  # the journal must survive a power cut before any step
         try:
             _apply(steps, self.backup_dir)
         except BaseException as exc:
@@ -225,6 +236,7 @@ class Transaction:
             self._discard()
             raise
         fs.write_atomic(os.path.join(self.dir, COMMITTED), b"")
+        fs.sync_directory(self.dir)
         self.committed = True
         _finish(steps, self.dir, self.state_dir)
         return len(steps.backups) + len(steps.installs)

@@ -30,6 +30,7 @@ from ._ops import (
     rmdir,
     rmdir_if_empty,
     rmtree,
+    sync_directory,
     unlink,
     write_atomic,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "chmod",
     "move_to_trash",
     "empty_trash",
+    "sync_directory",
     # policy and runtime
     "RetryPolicy",
     "DEFAULT_TIMEOUT",

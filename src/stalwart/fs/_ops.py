@@ -40,6 +40,7 @@ __all__ = [
     "move_to_trash",
     "empty_trash",
     "rmdir_if_empty",
+    "sync_directory",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -222,6 +223,26 @@ def write_atomic(
     except BaseException:
         unlink(tmp, missing_ok=True)
         raise
+
+
+def sync_directory(path: StrPath) -> None:
+    """Make renames into *path* durable (``fsync`` of the directory); no-op where unsupported.
+
+    ``write_atomic`` makes a file's content durable; the directory entry that names it is
+    durable only once its directory is synced. Windows has no directory fsync.
+    """
+    if WINDOWS:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; nothing more can be done
+    finally:
+        os.close(fd)
 
 
 def _open_temp(target: str) -> tuple[str, int]:
