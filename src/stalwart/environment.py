@@ -27,7 +27,6 @@ __all__ = [
     "Scheme",
     "Environment",
     "query_environment",
-    "target_scheme",
     "cache_dir",
     "interpreter_env",
     "helper_script",
@@ -47,7 +46,8 @@ class Scheme:
     headers: str
 
     def get(self, key: str) -> str | None:
-        return getattr(self, key, None) if key in _SCHEME_KEYS else None
+        """The directory for a ``.data`` key, or None for a key the wheel spec does not know."""
+        return getattr(self, key) if key in _SCHEME_KEYS else None
 
 
 _SCHEME_KEYS = frozenset({"purelib", "platlib", "scripts", "data", "headers"})
@@ -341,8 +341,3 @@ def _resolve_python(python: str | None) -> str:
     if not os.path.exists(candidate):
         raise TargetEnvironmentError(f"the interpreter {python} does not exist")
     return os.path.abspath(candidate)
-
-
-def target_scheme(env: Environment, dist_name: str) -> Scheme:
-    """Shorthand for ``env.scheme(dist_name)``."""
-    return env.scheme(dist_name)

@@ -13,7 +13,7 @@ from typing import TextIO
 from stalwart.wheel.headers import Headers, parse_headers
 from stalwart.wheel.record import RecordEntry, parse_record
 
-__all__ = ["Installed", "find_installed", "find_distribution", "record_path_to_abs"]
+__all__ = ["Installed", "find_installed", "record_path_to_abs"]
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,3 @@ def find_installed(lib_dirs: list[str]) -> dict[str, Installed]:
             if dist is not None and dist.name not in found:
                 found[dist.name] = dist
     return found
-
-
-def find_distribution(lib_dirs: list[str], name: str) -> Installed | None:
-    from packaging.utils import canonicalize_name
-
-    return find_installed(lib_dirs).get(canonicalize_name(name))

@@ -17,13 +17,12 @@ from stalwart._paths import is_within
 from stalwart.errors import InvalidWheelError
 
 if TYPE_CHECKING:
-    from stalwart.environment import Environment, Scheme
+    from stalwart.environment import Environment
     from stalwart.wheel.wheelfile import Wheel
 
 __all__ = ["FileAction", "WheelPlan", "plan_wheel", "record_path", "INSTALLER_NAME"]
 
 INSTALLER_NAME = "stalwart"
-_SCHEME_KEYS = ("purelib", "platlib", "scripts", "data", "headers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +35,6 @@ class FileAction:
     executable: bool = False
     rewrite_shebang: bool = False  # a .data/scripts file: '#!python' points at the interpreter
     compile: bool = False  # a .py file to byte-compile
-
-    @property
-    def generated(self) -> bool:
-        return self.member is None
 
 
 @dataclass(frozen=True)
@@ -55,9 +50,6 @@ class WheelPlan:
     @property
     def record_file(self) -> str:
         return os.path.join(self.dist_info_dir, "RECORD")
-
-    def dests(self) -> set[str]:
-        return {f.dest for f in self.files} | {self.record_file}
 
 
 def record_path(lib_dir: str, dest: str) -> str:
@@ -90,10 +82,11 @@ def plan_wheel(
         shebang = False
         if name.startswith(data_prefix):
             key, _, rest = name[len(data_prefix) :].partition("/")
-            if key not in _SCHEME_KEYS or not rest:
+            scheme_root = scheme.get(key)
+            if scheme_root is None or not rest:
                 problems.append(f"{name}: unknown data directory {key!r} (wheel spec: .data)")
                 continue
-            root = _scheme_root(scheme, key)
+            root = scheme_root
             shebang = key == "scripts"
             executable = executable or shebang
         else:
@@ -127,7 +120,7 @@ def plan_wheel(
             specs = []
         for spec in specs:
             for rel, content, _mode in scripts.script_files(
-                spec, _script_python(env, spec.gui), windows=env.windows, arch=arch
+                spec, env.executable, windows=env.windows, arch=arch
             ):
                 dest = os.path.normpath(os.path.join(scheme.scripts, rel))
                 script_paths.append(dest)
@@ -151,14 +144,3 @@ def plan_wheel(
     if problems:
         raise InvalidWheelError(wheel.path, problems)
     return WheelPlan(wheel, lib_dir, dist_info_dir, tuple(actions), tuple(script_paths))
-
-
-def _scheme_root(scheme: Scheme, key: str) -> str:
-    root: str = getattr(scheme, key)
-    return root
-
-
-def _script_python(env: Environment, gui: bool) -> str:
-    """The interpreter generated scripts name: the environment's own executable."""
-    del gui  # the launcher picks pythonw itself on Windows
-    return env.executable
