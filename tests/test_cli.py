@@ -912,3 +912,54 @@ def test_an_interpreter_that_reports_nonsense(
     fake.chmod(0o755)
     proc = run("install", "--python", fake, wheels.other)
     assert_error(proc, 4, "did not report a usable install scheme")
+
+
+def test_upgrade_where_a_file_becomes_a_package(run: Run, venv: Venv, tmp_path: Path) -> None:
+    w = tmp_path / "w"
+    v1 = build_wheel(w, "ftod", "1.0", {"ftod/__init__.py": b"", "ftod/thing": b"a file\n"})
+    v2 = build_wheel(
+        w, "ftod", "2.0", {"ftod/__init__.py": b"", "ftod/thing/__init__.py": b"X = 2\n"}
+    )
+    ok(run("install", "--python", venv.python, v1))
+    ok(run("install", "--python", venv.python, v2))
+    assert (venv.site / "ftod" / "thing" / "__init__.py").read_bytes() == b"X = 2\n"
+    assert ok(run("verify", "--python", venv.python)).returncode == 0
+
+
+def test_prefix_headers_land_under_the_prefix(run: Run, tmp_path: Path) -> None:
+    """Like pip --prefix: headers go to <prefix>/include/pythonX.Y/<name>, not to the base
+    interpreter's include directory, and uninstall takes them away again."""
+    wheel = build_wheel(
+        tmp_path / "w", "hdr", "1.0", {"hdr.py": b""}, data={"headers/hdr.h": b"int x;\n"}
+    )
+    prefix = tmp_path / "prefix"
+    ok(run("install", "--prefix", prefix, wheel))
+    (header,) = prefix.rglob("hdr.h")
+    assert header.relative_to(prefix).parts[:2] == ("include", PY)
+    ok(run("uninstall", "--prefix", prefix, "hdr"))
+    assert not list(prefix.rglob("hdr*"))
+
+
+def test_recovery_through_another_spelling_of_the_same_path(tmp_path: Path) -> None:
+    """A journal written through a symlinked path is replayed through the resolved one (a
+    symlinked home, macOS /var and /private/var): same files, so not 'outside'."""
+    from stalwart.transaction import Transaction, recover
+
+    real = tmp_path / "real"
+    (real / "env").mkdir(parents=True)
+    (real / "env" / "old.txt").write_bytes(b"old\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    txn = Transaction(str(link / "env" / ".stalwart"))
+    staged = txn.stage_path("new.txt")
+    with stalwart.fs.open_for_write(staged, exclusive=True) as writer:
+        writer.write(b"new\n")
+    txn.install(staged, str(link / "env" / "new.txt"))
+    txn.remove(str(link / "env" / "old.txt"))
+    steps = txn._steps()
+    stalwart.fs.write_atomic(txn.journal_path, json.dumps(steps.to_json()).encode())
+    stalwart.fs.makedirs(txn.backup_dir)
+    stalwart.fs.rename(str(link / "env" / "old.txt"), steps.backups[0][1])  # then a crash
+    (report,) = recover(str(real / "env" / ".stalwart"), [str(real / "env")])
+    assert report.action == "rolled back"
+    assert sorted(p.name for p in (real / "env").iterdir()) == ["old.txt"]

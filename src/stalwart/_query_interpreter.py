@@ -12,7 +12,14 @@ def main():
     prefix = args.get("prefix")
     if prefix:
         scheme = "nt" if os.name == "nt" else "posix_prefix"
-        paths = sysconfig.get_paths(scheme, vars={"base": prefix, "platbase": prefix})
+        # Like pip: every base, including installed_base (headers), moves to the prefix.
+        prefix_vars = {
+            "base": prefix,
+            "platbase": prefix,
+            "installed_base": prefix,
+            "installed_platbase": prefix,
+        }
+        paths = sysconfig.get_paths(scheme, vars=prefix_vars)
     else:
         get_default = getattr(sysconfig, "get_default_scheme", None)
         if get_default is None:

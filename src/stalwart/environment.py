@@ -32,7 +32,7 @@ __all__ = [
     "helper_script",
 ]
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +103,20 @@ class Environment:
 
     @property
     def root(self) -> str:
-        """Everything the environment owns lives below this directory."""
+        """The environment's own directory: the prefix, or the --target directory."""
         return self.target or self.prefix
+
+    @property
+    def roots(self) -> list[str]:
+        """Every directory install may write below: the root and each scheme directory (a
+        system interpreter may keep scripts or headers outside its prefix). Uninstall and
+        recovery accept exactly these, so whatever install wrote they can also undo."""
+        if self.target is not None:
+            return [self.target]
+        scheme = self.scheme("x")  # the headers directory, without a distribution's own part
+        schemed = (scheme.purelib, scheme.platlib, scheme.scripts, scheme.data)
+        dirs = [self.root, *self.lib_dirs, *schemed, os.path.dirname(scheme.headers)]
+        return list(dict.fromkeys(os.path.normpath(d) for d in dirs))
 
     def scheme(self, dist_name: str) -> Scheme:
         """The scheme for one distribution (headers are per distribution, as in pip)."""

@@ -131,7 +131,7 @@ def _check_not_self(plans: list[WheelPlan], env: Environment) -> None:
     own = os.path.realpath(os.path.dirname(__file__))
     exe = {os.path.realpath(sys.executable), os.path.realpath(env.executable)}
     exe_names = {os.path.basename(p) for p in (*exe, sys.executable, env.executable)}
-    inside = {os.path.realpath(d) for d in (env.root, *env.lib_dirs, *env.paths.values())}
+    inside = {os.path.realpath(d) for d in env.roots}
     problems: list[str] = []
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
@@ -412,7 +412,7 @@ def _same_content(a: str, b: str) -> bool:
 
 def recover_environment(env: Environment) -> list[RecoveryReport]:
     """Finish or undo transactions a crashed stalwart left; caller must hold the env lock."""
-    return recover(env.state_dir, [env.root, *env.lib_dirs])
+    return recover(env.state_dir, env.roots)
 
 
 def install(
@@ -482,7 +482,7 @@ def _install_locked(
     keep = files_owned_by([d for d in installed.values() if d.name not in previous])
     protected = interpreter_paths(env.executable, sys.executable)
     removals = [
-        plan_removal(old, [env.root], _stop_dirs(env), keep, protected) for old in previous.values()
+        plan_removal(old, env.roots, _stop_dirs(env), keep, protected) for old in previous.values()
     ]
     umask = _current_umask()
     total = sum(len(p.files) for p in plans)
@@ -574,7 +574,7 @@ def _same_version(old: Installed, wheel: Wheel) -> bool:
 
 def _stop_dirs(env: Environment) -> list[str]:
     scheme_dirs = [env.paths[k] for k in ("purelib", "platlib", "scripts", "data")]
-    return [*scheme_dirs, *env.lib_dirs, env.root]
+    return [*scheme_dirs, *env.lib_dirs, *env.roots]
 
 
 def _finish_wheel_staging(
@@ -624,7 +624,7 @@ def uninstall(
         removals: list[Removal] = [
             plan_removal(
                 installed[name],
-                [env.root],
+                env.roots,
                 _stop_dirs(env),
                 keep,
                 interpreter_paths(env.executable, sys.executable),

@@ -137,12 +137,17 @@ def _text(value: object) -> str:
 
 
 def _contained(root: str, path: str) -> bool:
-    """*path* is below *root* lexically and once its parent's symlinks are resolved."""
+    """*path* is below *root* once symlinks in both are resolved (the file itself may be one).
+
+    Resolved paths only: the same environment may be reached through different spellings
+    (a symlinked home, macOS /var and /private/var), and what must not happen is a path that
+    really lies elsewhere.
+    """
     if not os.path.isabs(path):
         return False
     normal = os.path.normpath(path)
     real = os.path.join(os.path.realpath(os.path.dirname(normal)), os.path.basename(normal))
-    return is_within(os.path.normpath(root), normal) and is_within(os.path.realpath(root), real)
+    return is_within(os.path.realpath(root), real)
 
 
 class Transaction:
@@ -201,15 +206,17 @@ class Transaction:
                 parent = os.path.dirname(parent)
         steps.mkdirs = sorted(missing, key=lambda p: (p.count(os.sep), p))
         counter = 0
-        seen: set[tuple[int, int, str]] = set()
+        seen: set[tuple[int, int, int, str]] = set()
         for dest in [*self._removes, *self._installs]:
             try:
                 st = os.lstat(dest)
-            except FileNotFoundError:
-                continue
-            # On a case-insensitive filesystem 'Foo.py' (old) and 'foo.py' (new) are one file:
-            # back it up once, or the second rename finds nothing to move.
-            key = (st.st_dev, st.st_ino, dest.casefold())
+                parent_st = os.stat(os.path.dirname(dest))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # absent, or below a file of the old version that is moved aside
+            # One directory entry may have two spellings: 'Foo.py' (old) and 'foo.py' (new) on a
+            # case-insensitive filesystem, lib/ and lib64/ in some venvs. Back it up once, or
+            # the second rename finds nothing to move.
+            key = (st.st_dev, st.st_ino, parent_st.st_ino, os.path.basename(dest).casefold())
             if key in seen:
                 continue
             seen.add(key)
