@@ -37,7 +37,7 @@ from stalwart.scripts import rewrite_shebang
 from stalwart.transaction import RecoveryReport, Transaction, recover
 from stalwart.uninstall import Removal, files_owned_by, interpreter_paths, plan_removal
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
-from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record
+from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record, hash_file
 from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
 
 __all__ = [
@@ -325,11 +325,7 @@ def _compile(
 
 def _direct_url(path: str) -> dict[str, object]:
     """What pip records for a wheel installed from a local file (PEP 610)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    hexdigest = digest.hexdigest()
+    hexdigest = hash_file(path)[0].hex()
     return {
         "archive_info": {"hash": f"sha256={hexdigest}", "hashes": {"sha256": hexdigest}},
         "url": Path(os.path.abspath(path)).as_uri(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 from stalwart._paths import is_within
 from stalwart.errors import NotInstalledError
 from stalwart.installed import Installed, find_installed, record_path_to_abs
+from stalwart.wheel.record import hash_file
 
 if TYPE_CHECKING:
     from collections.abc import Container, Sequence
@@ -30,16 +30,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not (self.changed or self.missing or self.extra)
-
-
-def _digest(path: str, name: str) -> tuple[bytes, int]:
-    h = hashlib.new(name)
-    size = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.digest(), size
 
 
 def verify_distribution(
@@ -64,7 +54,7 @@ def verify_distribution(
             continue
         dirs.add(os.path.dirname(path))
         try:
-            digest, size = _digest(path, entry.hash_name)
+            digest, size = hash_file(path, entry.hash_name)
         except (OSError, ValueError):
             report.changed.append(path)
             continue

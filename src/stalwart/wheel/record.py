@@ -17,6 +17,7 @@ __all__ = [
     "format_record",
     "encode_digest",
     "decode_hash",
+    "hash_file",
 ]
 
 # The wheel spec requires a hash from hashlib.algorithms_guaranteed that is sha256 or stronger;
@@ -109,3 +110,14 @@ def format_record(entries: Iterable[RecordEntry]) -> bytes:
             (entry.path, entry.hash_text, "" if entry.size is None else str(entry.size))
         )
     return out.getvalue().encode("utf-8")
+
+
+def hash_file(path: str, hash_name: str = "sha256") -> tuple[bytes, int]:
+    """(digest, size) of the file at *path*, read in 1 MiB chunks."""
+    digest = hashlib.new(hash_name)
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.digest(), size
