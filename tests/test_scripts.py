@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from installer.scripts import Script
 from installer.utils import fix_shebang
 
-from stalwart.errors import InvalidWheelError, UsageError, WheelError
+from stalwart.errors import InvalidWheelError, TargetEnvironmentError, WheelError
 from stalwart.scripts import (
     SCRIPT_MODE,
     ScriptSpec,
@@ -212,15 +212,15 @@ def test_script_spec_is_frozen_and_slotted() -> None:
     ],
 )
 def test_script_spec_refuses_bad_fields(name: str, module: str, attr: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(InvalidWheelError):
         ScriptSpec(name, module, attr, gui=False)
 
 
 def test_script_without_attr_cannot_be_generated() -> None:
     spec = ScriptSpec("tool", "pkg", None, gui=False)
-    with pytest.raises(UsageError, match="names no callable"):
+    with pytest.raises(InvalidWheelError, match="names no callable"):
         posix_script(spec, "/usr/bin/python3")
-    with pytest.raises(UsageError, match="names no callable"):
+    with pytest.raises(InvalidWheelError, match="names no callable"):
         windows_launcher(spec, WIN_PYTHON, "win_amd64")
 
 
@@ -247,7 +247,7 @@ def test_posix_shebang_length_limit_is_127_bytes_in_utf8() -> None:
 
 @pytest.mark.parametrize("python", ["", "/usr/bin/py\nthon", "/usr/bin/py\rthon", "/a\0b"])
 def test_posix_shebang_refuses_line_breaking_paths(python: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(TargetEnvironmentError):
         posix_shebang(python)
 
 
@@ -572,13 +572,13 @@ def test_windows_launcher_is_deterministic(module: str, attr: str, gui: bool) ->
 @pytest.mark.parametrize("arch", ["win_ia64", "linux_x86_64", "amd64", "", "WIN"])
 def test_windows_launcher_unknown_arch(arch: str) -> None:
     spec = ScriptSpec("tool", "pkg", "main", gui=False)
-    with pytest.raises(UsageError, match="no Windows launcher"):
+    with pytest.raises(TargetEnvironmentError, match="no Windows launcher"):
         windows_launcher(spec, WIN_PYTHON, arch)
 
 
 def test_script_files_windows_needs_arch() -> None:
     spec = ScriptSpec("tool", "pkg", "main", gui=False)
-    with pytest.raises(UsageError, match="architecture"):
+    with pytest.raises(TargetEnvironmentError, match="architecture"):
         script_files(spec, WIN_PYTHON, windows=True, arch=None)
 
 

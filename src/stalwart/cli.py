@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if out.verbose >= 2:
             logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-        with _errors():
+        with _errors(out.verbose):
             _configure_fs(args)
             return int(_COMMANDS[args.command](args, out))
     except _Fail as exc:
@@ -151,39 +151,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in stalwart, never the user's input
+
+
+def _exit_codes() -> tuple[tuple[type[BaseException], int], ...]:
+    """Exception class -> exit code, most specific first: the one place that decides."""
+    from stalwart import errors as e
+
+    return (
+        (e.LockTimeoutError, EXIT_LOCKED),
+        (e.RollbackIncompleteError, EXIT_ENVIRONMENT),
+        (e.JournalError, EXIT_ENVIRONMENT),
+        (e.UsageError, EXIT_USAGE),
+        (e.TargetEnvironmentError, EXIT_ENVIRONMENT),
+        (e.RequestError, EXIT_FAILED),
+        (e.FilesystemError, EXIT_FAILED),
+    )
+
+
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Map the library's exception families to one paragraph and an exit code."""
-    from stalwart import errors
+def _errors(verbose: int) -> Iterator[None]:
+    """Map the library's exception families to one paragraph and an exit code.
+
+    stalwart's own errors carry their message; an ``OSError`` from below (a full disk, a
+    permission denied) names its file; anything else is a bug in stalwart and says so, with
+    the traceback only at ``-vv``, since no input is supposed to reach that branch.
+    """
+    from stalwart.errors import StalwartError
 
     try:
         yield
-    except errors.LockTimeoutError as exc:
-        raise _Fail(EXIT_LOCKED, str(exc)) from None
-    except errors.UsageError as exc:
-        raise _Fail(EXIT_USAGE, str(exc)) from None
-    except errors.TargetEnvironmentError as exc:
-        code = EXIT_FAILED if isinstance(exc, errors.ConflictError) else EXIT_ENVIRONMENT
-        raise _Fail(code, str(exc)) from None
-    except (errors.WheelError, errors.UninstallError, errors.NotInstalledError) as exc:
-        raise _Fail(EXIT_FAILED, str(exc)) from None
-    except errors.FilesystemError as exc:
+    except StalwartError as exc:
+        for cls, code in _exit_codes():
+            if isinstance(exc, cls):
+                raise _Fail(code, str(exc)) from None
         raise _Fail(EXIT_FAILED, str(exc)) from None
     except FileNotFoundError as exc:
         raise _Fail(EXIT_FAILED, f"no such file: {exc.filename}") from None
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise _Fail(EXIT_FAILED, f"{exc.strerror or exc}{where}") from None
-    except UnicodeDecodeError as exc:
-        raise _Fail(EXIT_FAILED, f"a file is not UTF-8 text: {exc}") from None
-    except ValueError as exc:  # e.g. a bad STALWART_LOCK_TIMEOUT
-        raise _Fail(EXIT_USAGE, str(exc)) from None
+    except (KeyboardInterrupt, SystemExit, _Fail):
+        raise
+    except Exception as exc:
+        if verbose >= 2:
+            import traceback
+
+            traceback.print_exc()
+        raise _Fail(
+            EXIT_INTERNAL,
+            f"internal error, a bug in stalwart ({type(exc).__name__}: {exc}); please report it"
+            + ("" if verbose >= 2 else " (-vv shows the traceback)"),
+        ) from None
 
 
 def _configure_fs(args: argparse.Namespace) -> None:
     from stalwart import fs
 
-    fs.configure(policy=fs.policy_from_env())
+    from stalwart.errors import UsageError
+
+    try:
+        fs.configure(policy=fs.policy_from_env())
+    except ValueError as exc:  # a bad STALWART_LOCK_TIMEOUT: the user's setting
+        raise UsageError(str(exc)) from None
     if getattr(args, "lock_timeout", None) is not None:
         fs.configure(timeout=args.lock_timeout)
 

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from stalwart import fs
-from stalwart.errors import TargetEnvironmentError
+from stalwart.errors import TargetEnvironmentError, UsageError
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
@@ -299,7 +299,7 @@ def query_environment(
     *target* puts everything into one directory (``pip --target``).
     """
     if prefix is not None and target is not None:
-        raise TargetEnvironmentError("--prefix and --target cannot be used together")
+        raise UsageError("--prefix and --target cannot be used together")
     executable = _resolve_python(python)
     data = _query(executable, os.path.abspath(prefix) if prefix else None, use_cache=use_cache)
     try:

@@ -1,52 +1,169 @@
 """The exception tree of stalwart.
 
 Every error stalwart raises on purpose derives from :class:`StalwartError`, and also from the
-builtin a caller would naturally catch, so ``except OSError`` still works around file trouble::
+builtin a caller would naturally catch, so ``except OSError`` still works around file trouble.
+The CLI maps these classes to exit codes with one table (``stalwart.cli``)::
 
-    StalwartError
-    ├── FilesystemError (OSError)
-    │   └── LockTimeoutError          a file stayed locked past the retry budget
-    ├── WheelError (ValueError)
-    │   ├── UnsafeArchiveError        zip structure or names that could hurt (bombs, traversal)
-    │   ├── InvalidWheelError         breaks the wheel spec (filename, WHEEL, RECORD, hashes)
-    │   └── IncompatibleWheelError    tags do not fit the target interpreter
-    ├── TargetEnvironmentError (RuntimeError)  the target environment cannot be used as asked
-    │   ├── ConflictError             a file belongs to another distribution
-    │   └── ExternallyManagedError    PEP 668 marker present
-    ├── UninstallError (ValueError)   RECORD of an installed distribution is unsafe or missing
-    ├── NotInstalledError (LookupError) a named distribution is not in the environment
-    └── UsageError (ValueError)       the command line or API call is wrong
+    StalwartError                          subject + problems, rendered the same way everywhere
+    ├── RequestError                       exit 1: this request cannot be done; nothing changed
+    │   ├── WheelError (ValueError)
+    │   │   ├── UnsafeArchiveError         zip structure or names that could hurt
+    │   │   ├── InvalidWheelError          breaks the wheel spec (filename, WHEEL, RECORD, hashes)
+    │   │   └── IncompatibleWheelError     tags or Requires-Python do not fit the target
+    │   ├── ConflictError                  a file belongs to another distribution
+    │   ├── UninstallError (ValueError)    an installed RECORD is unsafe or missing
+    │   └── NotInstalledError (LookupError) a named distribution is not in the environment
+    ├── FilesystemError (OSError)          exit 1: a file operation failed; nothing changed
+    │   ├── LockTimeoutError               exit 3: a file stayed locked past the retry budget
+    │   ├── RollbackIncompleteError        exit 4: undo could not finish; run `stalwart recover`
+    │   └── JournalError                   exit 4: a journal stalwart will not replay
+    ├── TargetEnvironmentError (RuntimeError)  exit 4: the environment cannot be used as asked
+    │   ├── ExternallyManagedError         PEP 668 marker present
+    │   ├── EnvironmentBusyError           another stalwart process holds the environment
+    │   └── PendingTransactionError        an interrupted command must be recovered first
+    └── UsageError (ValueError)            exit 2: what the user typed is wrong
 
-Data lives in attributes; the message is what ``str()`` shows and what the CLI prints.
+Every error carries a ``subject`` (the wheel, file or environment at fault, or ``None``) and a
+list of ``problems``; ``str()`` shows the first :data:`MAX_SHOWN` of them, each cut to
+:data:`MAX_PROBLEM_CHARS`, and a count of the rest, so no input can make a message huge.
 """
 
 from __future__ import annotations
 
 import errno as _errno
+from collections.abc import Iterable
 
 __all__ = [
+    "MAX_SHOWN",
+    "MAX_PROBLEM_CHARS",
     "StalwartError",
-    "FilesystemError",
-    "LockTimeoutError",
+    "RequestError",
     "WheelError",
     "UnsafeArchiveError",
     "InvalidWheelError",
     "IncompatibleWheelError",
-    "TargetEnvironmentError",
     "ConflictError",
-    "ExternallyManagedError",
     "UninstallError",
     "NotInstalledError",
+    "FilesystemError",
+    "LockTimeoutError",
+    "RollbackIncompleteError",
+    "JournalError",
+    "TargetEnvironmentError",
+    "ExternallyManagedError",
+    "EnvironmentBusyError",
+    "PendingTransactionError",
     "UsageError",
+    "LOCK_HINT",
+    "render_problems",
 ]
+
+MAX_SHOWN = 20
+"""Problems an error message lists; the rest are counted."""
+MAX_PROBLEM_CHARS = 2000
+"""Longest rendering of one problem: a hostile RECORD row must not become a 13 MB message."""
+
+
+def _clip(text: str) -> str:
+    """Cut the middle out of an overlong problem; its end often says what to do."""
+    if len(text) <= MAX_PROBLEM_CHARS:
+        return text
+    keep = MAX_PROBLEM_CHARS // 2
+    return f"{text[:keep]} [... {len(text) - 2 * keep} characters ...] {text[-keep:]}"
+
+
+def render_problems(subject: str | None, problems: list[str]) -> str:
+    """``subject: problem``, or a list of the first :data:`MAX_SHOWN` problems and a count."""
+    head = f"{_clip(subject)}: " if subject else ""
+    if not problems:
+        return head.rstrip(": ") or "unknown error"
+    if len(problems) == 1:
+        return head + _clip(problems[0])
+    lines = [f"  - {_clip(p)}" for p in problems[:MAX_SHOWN]]
+    if len(problems) > MAX_SHOWN:
+        lines.append(f"  ... and {len(problems) - MAX_SHOWN} more")
+    return f"{head}{len(problems)} problems:\n" + "\n".join(lines)
+
+
+def _as_list(problems: str | Iterable[str]) -> list[str]:
+    return [problems] if isinstance(problems, str) else list(problems)
 
 
 class StalwartError(Exception):
-    """Root of every error stalwart raises on purpose."""
+    """Root of every error stalwart raises on purpose.
+
+    *subject* names what is at fault (``None`` when the problems say it themselves);
+    *problems* lists every rule broken, so a user can fix all of them in one round trip.
+    """
+
+    def __init__(self, problems: str | Iterable[str], *, subject: str | None = None) -> None:
+        self.subject = subject
+        self.problems = _as_list(problems)
+        super().__init__(*self.problems)
+
+    def __str__(self) -> str:
+        return render_problems(self.subject, self.problems)
+
+
+class RequestError(StalwartError):
+    """The request cannot be carried out as asked; the environment was not changed."""
+
+
+class WheelError(RequestError, ValueError):
+    """A wheel cannot be installed as it is; *wheel* is its path (the subject)."""
+
+    def __init__(self, wheel: str, problems: str | Iterable[str]) -> None:
+        super().__init__(problems, subject=wheel)
+
+    @property
+    def wheel(self) -> str:
+        return self.subject or ""
+
+
+class UnsafeArchiveError(WheelError):
+    """The zip archive is malformed or hostile; nothing of it is extracted."""
+
+
+class InvalidWheelError(WheelError):
+    """The wheel breaks the binary distribution format or the RECORD spec."""
+
+
+class IncompatibleWheelError(WheelError):
+    """The wheel's tags or ``Requires-Python`` do not fit the target interpreter."""
+
+
+class ConflictError(RequestError):
+    """Installing would overwrite files owned by another distribution, or a directory."""
+
+
+class UninstallError(RequestError, ValueError):
+    """An installed distribution cannot be removed (or replaced) safely."""
+
+
+class NotInstalledError(RequestError, LookupError):
+    """Distributions named by the user are not installed in the environment."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = list(names)
+        super().__init__(f"not installed: {', '.join(self.names)}")
 
 
 class FilesystemError(StalwartError, OSError):
-    """A filesystem operation failed in a way stalwart explains."""
+    """A filesystem operation failed in a way stalwart explains.
+
+    Also an ``OSError`` (``errno`` set from the cause), so callers that handle OS errors still
+    catch it; ``problems`` holds the explanation.
+    """
+
+    def __init__(
+        self, code: int | None, problems: str | Iterable[str], *, subject: str | None = None
+    ) -> None:
+        OSError.__init__(self, code or 0, "; ".join(_as_list(problems)))
+        self.subject = subject
+        self.problems = _as_list(problems)
+
+    def __str__(self) -> str:
+        return render_problems(self.subject, self.problems)
 
 
 LOCK_HINT = (
@@ -71,9 +188,6 @@ class LockTimeoutError(FilesystemError):
         last_error: OSError,
     ) -> None:
         code = last_error.errno if last_error.errno is not None else _errno.EBUSY
-        super().__init__(code, last_error.strerror or str(last_error))
-        self.filename = paths[0] if paths else None
-        self.filename2 = paths[1] if len(paths) > 1 else None
         self.operation = operation
         self.paths = paths
         self.attempts = attempts
@@ -82,74 +196,63 @@ class LockTimeoutError(FilesystemError):
         # On POSIX, OSError has no winerror slot; keep the attribute anyway so the CLI and the
         # classification tests read it the same way on every platform.
         self.winerror = getattr(last_error, "winerror", None)
-
-    def __str__(self) -> str:
-        where = " -> ".join(self.paths)
-        code = (
+        name = (
             f"WinError {self.winerror}"
             if self.winerror is not None
-            else (_errno.errorcode.get(self.errno or 0, str(self.errno)))
+            else _errno.errorcode.get(code, str(code))
         )
-        return (
-            f"{self.operation} {where} failed after {self.attempts} attempts over "
-            f"{self.elapsed:.3f} s: [{code}] {self.last_error.strerror or self.last_error}. "
-            f"Hint: {LOCK_HINT}."
+        problem = (
+            f"{operation} {' -> '.join(paths)} failed after {attempts} attempts over "
+            f"{elapsed:.3f} s: [{name}] {last_error.strerror or last_error}. Hint: {LOCK_HINT}."
+        )
+        super().__init__(code, problem)
+        self.strerror = last_error.strerror or str(last_error)
+        self.filename = paths[0] if paths else None
+        self.filename2 = paths[1] if len(paths) > 1 else None
+
+
+class RollbackIncompleteError(FilesystemError):
+    """Undoing a failed transaction could not finish; the journal is kept for ``recover``."""
+
+    def __init__(self, journal: str, cause: BaseException) -> None:
+        self.journal = journal
+        self.cause = cause
+        super().__init__(
+            getattr(cause, "errno", None),
+            f"the transaction could not be rolled back completely ({cause}). Its journal is "
+            f"{journal}; run `stalwart recover` once the file is released to restore the "
+            "environment.",
         )
 
 
-class WheelError(StalwartError, ValueError):
-    """A wheel cannot be installed as it is. ``problems`` lists every rule it breaks."""
+class JournalError(FilesystemError):
+    """A journal that stalwart did not write, or that is damaged: nothing is replayed."""
 
-    def __init__(self, wheel: str, problems: list[str] | str) -> None:
-        self.wheel = wheel
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__(wheel, self.problems)
-
-    def __str__(self) -> str:
-        if len(self.problems) == 1:
-            return f"{self.wheel}: {self.problems[0]}"
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        return f"{self.wheel}: {len(self.problems)} problems:\n{lines}"
-
-
-class UnsafeArchiveError(WheelError):
-    """The zip archive is malformed or hostile; nothing of it is extracted."""
-
-
-class InvalidWheelError(WheelError):
-    """The wheel breaks the binary distribution format or the RECORD spec."""
-
-
-class IncompatibleWheelError(WheelError):
-    """The wheel's tags do not match the target interpreter."""
+    def __init__(self, journal: str, problem: str) -> None:
+        self.journal = journal
+        self.problem = problem
+        super().__init__(
+            None,
+            f"refusing to replay the transaction journal {journal}: {problem}. Inspect it, "
+            "then delete its transaction directory to go on.",
+        )
 
 
 class TargetEnvironmentError(StalwartError, RuntimeError):
     """The target environment cannot be used as asked."""
 
 
-class ConflictError(TargetEnvironmentError):
-    """Installing would overwrite files owned by another distribution."""
-
-
 class ExternallyManagedError(TargetEnvironmentError):
     """The environment is marked EXTERNALLY-MANAGED (PEP 668)."""
 
 
-class UninstallError(StalwartError, ValueError):
-    """An installed distribution cannot be removed safely."""
+class EnvironmentBusyError(TargetEnvironmentError):
+    """Another stalwart process kept the environment past the wait (``--lock-wait``)."""
 
 
-class NotInstalledError(StalwartError, LookupError):
-    """A distribution named by the user is not installed in the environment."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        super().__init__(f"not installed: {', '.join(names)}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+class PendingTransactionError(TargetEnvironmentError):
+    """An interrupted command left a transaction behind that must be recovered first."""
 
 
 class UsageError(StalwartError, ValueError):
-    """The request itself is wrong (unknown distribution, conflicting options)."""
+    """The command line or API call is wrong (conflicting options, an unreadable argument)."""

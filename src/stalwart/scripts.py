@@ -21,7 +21,7 @@ import shlex
 import zipfile
 from dataclasses import dataclass
 
-from stalwart.errors import InvalidWheelError, TargetEnvironmentError, UsageError
+from stalwart.errors import InvalidWheelError, TargetEnvironmentError
 
 __all__ = [
     "SCRIPT_MODE",
@@ -96,7 +96,9 @@ class ScriptSpec:
     def __post_init__(self) -> None:
         problems = _name_problems(self.name) + _reference_problems(self.module, self.attr)
         if problems:
-            raise UsageError(f"invalid script {self.name!r}: " + "; ".join(problems))
+            raise InvalidWheelError(
+                ENTRY_POINTS, [f"invalid script {self.name!r}: {p}" for p in problems]
+            )
 
 
 def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
@@ -207,7 +209,7 @@ def windows_launcher(spec: ScriptSpec, python: str, arch: str) -> bytes:
     """
     key = arch.replace("-", "_").lower()
     if key not in _LAUNCHERS:
-        raise UsageError(
+        raise TargetEnvironmentError(
             f"no Windows launcher for platform {arch!r}; expected one of {sorted(_LAUNCHERS)}"
         )
     launcher = _launcher(_LAUNCHERS[key][spec.gui])
@@ -232,7 +234,7 @@ def script_files(
     if not windows:
         return [(spec.name, posix_script(spec, python), SCRIPT_MODE)]
     if arch is None:
-        raise UsageError("an architecture is needed to build Windows launchers")
+        raise TargetEnvironmentError("an architecture is needed to build Windows launchers")
     return [(f"{spec.name}.exe", windows_launcher(spec, python, arch), SCRIPT_MODE)]
 
 
@@ -270,7 +272,9 @@ def _is_dotted(value: str) -> bool:
 def _body(spec: ScriptSpec) -> bytes:
     """The Python code of a script (no shebang), shared by POSIX scripts and launchers."""
     if spec.attr is None:
-        raise UsageError(f"script {spec.name!r} names no callable (expected 'module:attr')")
+        raise InvalidWheelError(
+            ENTRY_POINTS, f"script {spec.name!r} names no callable (expected 'module:attr')"
+        )
     head = spec.attr.split(".", 1)[0]
     return _BODY.format(module=spec.module, head=head, call=spec.attr).encode("utf-8")
 
@@ -278,7 +282,7 @@ def _body(spec: ScriptSpec) -> bytes:
 def _check_python(python: str) -> bytes:
     """The interpreter path as bytes, refusing what would break out of the shebang line."""
     if not python or any(char in python for char in "\n\r\0"):
-        raise UsageError(f"unusable interpreter path for a shebang: {python!r}")
+        raise TargetEnvironmentError(f"unusable interpreter path for a shebang: {python!r}")
     return python.encode("utf-8")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from stalwart import fs
 from stalwart._paths import is_within
-from stalwart.errors import FilesystemError
+from stalwart.errors import JournalError, RollbackIncompleteError
 
 __all__ = [
     "Transaction",
@@ -41,37 +41,6 @@ JOURNAL = "journal.json"
 COMMITTED = "COMMITTED"
 _PREFIX = "txn-"
 _FORMAT = 1
-
-
-class RollbackIncompleteError(FilesystemError):
-    """Undoing a failed transaction could not finish; the journal is kept for ``recover``."""
-
-    def __init__(self, journal: str, cause: BaseException) -> None:
-        super().__init__(getattr(cause, "errno", None) or 0, str(cause))
-        self.journal = journal
-        self.cause = cause
-
-    def __str__(self) -> str:
-        return (
-            f"the transaction could not be rolled back completely ({self.cause}). "
-            f"Its journal is {self.journal}; run `stalwart recover` once the file is released "
-            "to restore the environment."
-        )
-
-
-class JournalError(FilesystemError):
-    """A journal that stalwart did not write, or that is damaged: nothing is replayed."""
-
-    def __init__(self, journal: str, problem: str) -> None:
-        super().__init__(0, problem)
-        self.journal = journal
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return (
-            f"refusing to replay the transaction journal {self.journal}: {self.problem}. "
-            "Inspect it, then delete its transaction directory to go on."
-        )
 
 
 @dataclass(frozen=True, slots=True)
