@@ -207,7 +207,6 @@ def _errors(verbose: int) -> Iterator[None]:
 
 def _configure_fs(args: argparse.Namespace) -> None:
     from stalwart import fs
-
     from stalwart.errors import UsageError
 
     try:
