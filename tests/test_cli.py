@@ -28,7 +28,8 @@ import stalwart.cli
 import stalwart.fs
 from stalwart.environment import query_environment
 from stalwart.errors import ExternallyManagedError
-from stalwart.install import InstallOptions, _check_externally_managed, install
+from stalwart.install import InstallOptions, install
+from stalwart.safety import check_externally_managed
 from treesnap import snapshot
 from wheelfactory import make_wheel
 
@@ -602,22 +603,20 @@ def managed_env(venv: Venv, tmp_path: Path):
     stdlib = tmp_path / "stdlib"
     stdlib.mkdir()
     (stdlib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
-    changes: dict[str, object] = {"stdlib": str(stdlib), "in_venv": False, "target": None}
-    if "custom_prefix" in {f.name for f in dataclasses.fields(real)}:
-        changes["custom_prefix"] = False
-    return dataclasses.replace(real, **changes)
+    system = dataclasses.replace(real.interpreter, stdlib=str(stdlib), in_venv=False)
+    return dataclasses.replace(real, interpreter=system)
 
 
 def test_externally_managed(managed_env, venv: Venv, wheels: Wheels) -> None:
     marker = os.path.join(managed_env.stdlib, "EXTERNALLY-MANAGED")
     with pytest.raises(ExternallyManagedError, match="--break-system-packages") as caught:
-        _check_externally_managed(managed_env, InstallOptions())
+        check_externally_managed(managed_env)
     assert marker in str(caught.value)
     assert "PEP 668" in str(caught.value)
-    _check_externally_managed(managed_env, InstallOptions(break_system_packages=True))
+    check_externally_managed(managed_env, override=True)
     # The marker is what counts: without it, a system interpreter is fine.
     os.unlink(marker)
-    _check_externally_managed(managed_env, InstallOptions())
+    check_externally_managed(managed_env)
 
 
 def test_externally_managed_install_and_cli(
@@ -815,9 +814,10 @@ def test_incomplete_rollback_keeps_what_recover_needs(venv: Venv, tmp_path: Path
     (txn,) = pending_transactions(env.state_dir)
     assert os.path.exists(os.path.join(txn, "journal.json"))
     assert snapshot(venv.root) != before
-    from stalwart.install import recover_environment
+    from stalwart.session import locked_environment
 
-    (report,) = recover_environment(env)
+    with locked_environment(env) as reports:
+        (report,) = reports
     assert report.action == "rolled back"
     assert snapshot(venv.root) == before
 

@@ -1,4 +1,4 @@
-"""Property tests of the retry loop, driven directly through ``stalwart.fs._retry.retry``.
+"""Property tests of the retry loop, driven directly through ``stalwart.fs.retry``.
 
 A fake call fails with generated errors and then succeeds; policy, jitter seed and the fake
 clock's starting point are generated too. Nothing sleeps for real.
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import stalwart.fs as fs
 from stalwart.errors import LockTimeoutError
-from stalwart.fs._retry import retry
+from stalwart.fs import retry
 from stalwart.fs.faults import make_error
 
 PATHS = ("/nonexistent/stalwart-prop/a.pyd", "/nonexistent/stalwart-prop/b.pyd")

@@ -19,7 +19,6 @@ import pytest
 
 import stalwart.fs as fs
 from stalwart.errors import LOCK_HINT, LockTimeoutError
-from stalwart.fs import _prims
 from stalwart.fs.faults import Fault, FaultInjector
 
 if TYPE_CHECKING:
@@ -204,45 +203,6 @@ class Rename(Scenario):
     def check_failed(self) -> None:
         assert read(self.src) == b"data"
         assert not os.path.exists(self.dst)
-
-
-class Persist(Scenario):
-    op = fs.Op.REPLACE
-    pattern = "*/dst"
-
-    def setup(self) -> None:
-        self.tmpfile, self.dst = self.p(".dst.part"), self.p("dst")
-        write(self.tmpfile, b"new")
-        write(self.dst, b"old")
-
-    def run(self) -> Any:
-        return fs.persist(self.tmpfile, self.dst)
-
-    def check_paths(self, paths: tuple[str, ...]) -> None:
-        assert paths == (self.tmpfile, self.dst)
-
-    def check_done(self, result: Any) -> None:
-        assert read(self.dst) == b"new"
-        assert not os.path.exists(self.tmpfile)
-
-    def check_failed(self) -> None:
-        assert read(self.dst) == b"old"
-        assert not os.path.exists(self.tmpfile)  # persist removes its temporary on failure
-
-
-class PersistNoOverwrite(Persist):
-    op = fs.Op.RENAME
-
-    def setup(self) -> None:
-        self.tmpfile, self.dst = self.p(".dst.part"), self.p("dst")
-        write(self.tmpfile, b"new")
-
-    def run(self) -> Any:
-        return fs.persist(self.tmpfile, self.dst, overwrite=False)
-
-    def check_failed(self) -> None:
-        assert not os.path.exists(self.dst)
-        assert not os.path.exists(self.tmpfile)
 
 
 class WriteAtomic(Scenario):
@@ -549,8 +509,6 @@ class RmdirIfEmpty(Scenario):
 SCENARIOS: list[type[Scenario]] = [
     Replace,
     Rename,
-    Persist,
-    PersistNoOverwrite,
     WriteAtomic,
     WriteAtomicOpen,
     OpenForWrite,
@@ -573,7 +531,6 @@ locks = pytest.mark.parametrize("lock", list(LOCKS.values()), ids=list(LOCKS))
 COVERAGE: dict[str, list[type[Scenario]]] = {
     "replace": [Replace],
     "rename": [Rename],
-    "persist": [Persist, PersistNoOverwrite],
     "write_atomic": [WriteAtomic, WriteAtomicOpen],
     "open_for_write": [OpenForWrite],
     "copy": [Copy],
@@ -591,7 +548,8 @@ NO_RETRY = {"empty_trash"}
 
 
 def test_every_public_operation_has_a_scenario() -> None:
-    not_operations = {"policy_from_env", "configure", "settings", "runtime", "classify"}
+    not_operations = {"policy_from_env", "configure", "settings", "runtime", "classify", "retry"}
+    not_operations.add("temp_name")  # names, mutates nothing
     not_operations.add("sync_directory")  # flushes, mutates nothing
     operations = {n for n in fs.__all__ if n.islower() and callable(getattr(fs, n))}
     assert operations - not_operations == set(COVERAGE) | NO_RETRY
@@ -772,23 +730,17 @@ def test_permanent_error_is_the_same_object(
     name: str,
     call: Callable[[str, str], object],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    faults: FaultInjector,
     fake_time: FakeTime,
 ) -> None:
     original = PermissionError(errno.EACCES, "denied by policy", "x")
-    calls = []
-
-    def deny(*args: object) -> None:
-        calls.append(args)
-        raise original
-
-    monkeypatch.setattr(_prims, name, deny)
+    fault = faults.fail(fs.Op(name), "*/a", error=original)
     a = tmp_path / "a"
     a.write_bytes(b"a")
     with pytest.raises(PermissionError) as info:
         call(str(a), str(tmp_path / "b"))
     assert info.value is original
-    assert len(calls) == 1
+    assert fault.hits == 1
     assert fake_time.sleeps == []
 
 
@@ -1167,18 +1119,6 @@ def test_rename_refuses_to_clobber(tmp_path: Path, fake_time: FakeTime) -> None:
     assert fake_time.sleeps == []
 
 
-def test_persist_without_overwrite_refuses_and_removes_temporary(
-    tmp_path: Path, fake_time: FakeTime
-) -> None:
-    tmp, dst = tmp_path / ".part", tmp_path / "dst"
-    tmp.write_bytes(b"new")
-    dst.write_bytes(b"old")
-    with pytest.raises(FileExistsError):
-        fs.persist(tmp, dst, overwrite=False)
-    assert dst.read_bytes() == b"old"
-    assert not tmp.exists()
-
-
 # --- write_atomic and FileWriter -----------------------------------------------------------------
 
 
@@ -1286,21 +1226,14 @@ def _umask() -> int:
 
 
 def test_filewriter_handles_short_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime
+    tmp_path: Path, faults: FaultInjector, fake_time: FakeTime
 ) -> None:
-    real_write = os.write
-    sizes = []
-
-    def short_write(fd: int, data: Any) -> int:
-        sizes.append(len(data))
-        return real_write(fd, bytes(data[:3]))
-
-    monkeypatch.setattr(_prims, "write", short_write)
+    faults.short_writes = 3
     path = tmp_path / "short"
     with fs.open_for_write(path) as writer:
         assert writer.write(b"0123456789") == 10
     assert path.read_bytes() == b"0123456789"
-    assert sizes == [10, 7, 4, 1]
+    assert faults.calls[fs.Op.WRITE] == 4  # 3 + 3 + 3 + 1 bytes
 
 
 # --- observers, statistics, logging --------------------------------------------------------------
@@ -1354,8 +1287,6 @@ def test_stats_summary_text(tmp_path: Path, faults: FaultInjector, fake_time: Fa
     assert stats().summary() == f"3 lock retries, waited {waited} s (replace 2, unlink 1)"
     total = stats().total()
     assert (total.episodes, total.retries, total.failures) == (2, 3, 0)
-    stats().reset()
-    assert stats().summary() == "no lock retries"
 
 
 def test_stats_summary_with_failures_only(
@@ -1424,25 +1355,20 @@ def test_fake_time_is_what_the_layer_uses(fake_time: FakeTime) -> None:
         rt.sleep(-1.0)
 
 
-def test_faults_fixture_installs_wrappers(faults: FaultInjector) -> None:
-    assert _prims.replace is not os.replace
+def test_faults_fixture_installs_wrappers(faults: FaultInjector, tmp_path: Path) -> None:
+    assert faults.installed
     assert isinstance(faults.fail(fs.Op.REPLACE, "*/nothing", times=1), Fault)
+    (tmp_path / "a").write_bytes(b"")
+    fs.replace(tmp_path / "a", tmp_path / "b")
+    assert faults.calls[fs.Op.REPLACE] == 1  # the call went through the wrapper
 
 
-def test_primitives_are_plain_os_calls_without_the_faults_fixture() -> None:
-    assert _prims.replace is os.replace
-    assert _prims.write is os.write
-
-
-def test_write_atomic_skips_a_temp_name_a_crashed_process_left(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_atomic_skips_a_temp_name_a_crashed_process_left(tmp_path: Path) -> None:
     """A leftover temporary with our pid and counter value is neither reused nor clobbered."""
-    from stalwart.fs import _ops
-
     target = tmp_path / "file.txt"
-    monkeypatch.setattr(_ops, "_counter", itertools.count(7))
-    stale = tmp_path / f"file.txt.{_ops._pid}.7{fs.TEMP_SUFFIX}"
+    probe = fs.temp_name(str(target))  # "<target>.<pid>.<n><suffix>"
+    stem, n = probe[: -len(fs.TEMP_SUFFIX)].rsplit(".", 1)
+    stale = Path(f"{stem}.{int(n) + 1}{fs.TEMP_SUFFIX}")  # the name write_atomic tries next
     stale.write_bytes(b"left by a crash")
     fs.write_atomic(target, b"new")
     assert target.read_bytes() == b"new"

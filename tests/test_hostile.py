@@ -39,7 +39,8 @@ from stalwart.errors import (
     UnsafeArchiveError,
     WheelError,
 )
-from stalwart.install import InstallOptions, install, uninstall
+from stalwart.install import InstallOptions, install
+from stalwart.uninstall import uninstall
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.wheelfile import open_wheel
 from treesnap import snapshot

@@ -46,13 +46,6 @@ _MODULE_MUTATORS = {
     "copytree",
     "move",
 }
-# Modules allowed to import each stalwart module (by top-level name below stalwart).
-_LOWER_LAYERS = {
-    "fs": {"errors"},
-    "wheel": {"errors"},
-    "scripts": {"errors"},
-    "errors": set(),
-}
 
 
 def _calls(tree: ast.AST) -> list[ast.Call]:
@@ -95,7 +88,32 @@ def _read_only(call: ast.Call) -> bool:
     )
 
 
+#: The architecture, lowest layer first. A module may import only from layers below its own;
+#: a package (``fs``, ``wheel``) counts as one module. Every module must be listed.
+LAYERS: list[set[str]] = [
+    {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
+    {"fs", "wheel", "scripts"},
+    {"interpreter", "transaction", "envlock", "installed"},
+    {"environment", "results", "bytecode"},
+    {"plan", "session", "verify"},
+    {"staging"},
+    {"safety", "uninstall"},
+    {"install", "selfcheck"},
+    {"cli"},
+    {"__main__", "__init__"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _module_of(path: Path) -> str:
+    """The top-level name below ``stalwart`` that *path* belongs to."""
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
 def _stalwart_imports(path: Path) -> set[str]:
+    """Top-level stalwart modules *path* imports, in any form (``import stalwart.x``,
+    ``from stalwart import x``, ``from stalwart.x import y``), TYPE_CHECKING ones included."""
     tree = ast.parse(path.read_text("utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -105,23 +123,41 @@ def _stalwart_imports(path: Path) -> set[str]:
                 if len(parts) > 1:
                     found.add(parts[1])
                 else:
-                    found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level:
-            continue  # relative imports stay inside a package
+                    found.update(a.name for a in node.names if a.name != "__version__")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "stalwart" and len(parts) > 1:
+                    found.add(parts[1])
     return found
 
 
-@pytest.mark.parametrize("layer", sorted(_LOWER_LAYERS))
-def test_lower_layers_import_nothing_above(layer: str) -> None:
-    files = (
-        [SRC / f"{layer}.py"]
-        if (SRC / f"{layer}.py").exists()
-        else sorted((SRC / layer).rglob("*.py"))
+ALL_FILES = sorted(SRC.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {_module_of(p) for p in ALL_FILES}
+    assert modules <= set(RANK), f"add to LAYERS: {sorted(modules - set(RANK))}"
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down(path: Path) -> None:
+    own = _module_of(path)
+    upward = sorted(
+        name
+        for name in _stalwart_imports(path) - {own}
+        if name != "__init__" and RANK.get(name, 99) >= RANK[own]
     )
-    assert files
-    for path in files:
-        extra = _stalwart_imports(path) - _LOWER_LAYERS[layer] - {layer}
-        assert not extra, f"{path.relative_to(SRC)} imports upward: {sorted(extra)}"
+    assert not upward, f"{path.relative_to(SRC)} (layer {RANK[own]}) imports {upward}"
+
+
+def test_import_detection_sees_every_form(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import stalwart.install\nfrom stalwart import cli\nfrom stalwart.plan import x\n"
+        "if TYPE_CHECKING:\n    from stalwart.safety import y\n"
+    )
+    assert _stalwart_imports(probe) == {"install", "cli", "plan", "safety"}
 
 
 def test_nothing_imports_the_cli() -> None:
@@ -135,7 +171,6 @@ def test_public_fs_names() -> None:
     expected = {
         "replace",
         "rename",
-        "persist",
         "write_atomic",
         "copy",
         "link",

@@ -30,20 +30,17 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import stalwart.fs as fs
-import stalwart.fs._ops
 from faultshim.harness import KILLED, Rule, mutation_points, read_log, run_under_shim
-from stalwart import transaction as txn_mod
 from stalwart.environment import Environment, query_environment
 from stalwart.envlock import EnvironmentLock
 from stalwart.errors import LockTimeoutError, TargetEnvironmentError
-from stalwart.fs import Op, _prims
-from stalwart.fs.faults import FaultInjector, make_error
-from stalwart.install import InstallOptions, install, uninstall
+from stalwart.fs import Op
+from stalwart.fs.faults import FaultInjector, Mutation, SimulatedCrash
+from stalwart.install import InstallOptions, install
 from stalwart.transaction import (
     COMMITTED,
     JOURNAL,
@@ -51,6 +48,7 @@ from stalwart.transaction import (
     Transaction,
     recover,
 )
+from stalwart.uninstall import uninstall
 from treesnap import Snapshot, snapshot
 from wheelfactory import make_wheel
 
@@ -639,78 +637,34 @@ def test_a_failed_upgrade_in_process_keeps_the_old_version_byte_for_byte(
 # == 4. recovery, in-process: a crash is a BaseException raised under the filesystem layer ======
 
 
-class Crash(BaseException):
-    """The process died here: nothing above catches it (the retry loop catches OSError only)."""
-
-
-@dataclass
-class Mutation:
-    op: str
-    args: tuple[str, ...]
+Crash = SimulatedCrash
 
 
 @contextlib.contextmanager
 def crash_after(limit: int | None, seen: list[Mutation] | None = None) -> Iterator[None]:
-    """Let *limit* mutating primitive calls through, then raise :class:`Crash` before the next.
+    """Let *limit* mutating primitive calls through, then "crash" before the next.
 
     Every primitive counts (open, write, replace, rename, unlink, mkdir, ...), like a point of
     the LD_PRELOAD shim. *limit* None never crashes; *seen* collects the calls that ran.
     """
-    saved = {name: getattr(_prims, name) for name in _prims.NAMES}
-    count = 0
-
-    def wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal count
-            if limit is not None and count >= limit:
-                raise Crash(f"before {name}{args!r}")
-            count += 1
+    with FaultInjector(crash_after=limit, record=seen is not None) as injector:
+        try:
+            yield
+        finally:
             if seen is not None:
-                seen.append(Mutation(name, tuple(str(a) for a in args if isinstance(a, str))))
-            return original(*args, **kwargs)
-
-        return call
-
-    for name, original in saved.items():
-        setattr(_prims, name, wrap(name, original))
-    try:
-        yield
-    finally:
-        for name, original in saved.items():
-            setattr(_prims, name, original)
+                seen.extend(injector.mutations)
 
 
-class _Listing:
-    """``os`` for :mod:`stalwart.fs._ops`, listing directories in a chosen order.
-
-    ``rmtree`` deletes in listing order, which differs between filesystems: ext4 hashes,
-    tmpfs lists newest first, NTFS sorts case-insensitively. Recovery must not depend on it.
-    """
-
-    def __init__(self, reverse: bool) -> None:
-        self.reverse = reverse
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    def scandir(self, path: str) -> contextlib.nullcontext[list[os.DirEntry[str]]]:
-        with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name.casefold(), reverse=self.reverse)
-        return contextlib.nullcontext(entries)
-
-    def listdir(self, path: str) -> list[str]:
-        return sorted(os.listdir(path), key=str.casefold, reverse=self.reverse)
-
-
-LISTING_ORDERS = ["native", "ntfs", "reversed"]
+LISTING_ORDERS = ["native", "casefold", "reversed"]
 
 
 @pytest.fixture(params=LISTING_ORDERS)
-def listing_order(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    order: str = request.param
-    if order != "native":
-        monkeypatch.setattr(stalwart.fs._ops, "os", _Listing(reverse=order == "reversed"))
-    return order
+def listing_order(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``rmtree`` deletes in listing order, which differs between filesystems: ext4 hashes,
+    tmpfs lists newest first, NTFS sorts case-insensitively. Recovery must not depend on it."""
+    order = request.param
+    with FaultInjector(listing=order):
+        yield order
 
 
 class Toy:
@@ -793,25 +747,27 @@ def toy_states(toy: Toy) -> tuple[Snapshot, Snapshot, list[Mutation]]:
 
 def point_of(seen: list[Mutation], op: str, suffix: str) -> int:
     """1-based number of the mutation *op* whose last path ends with *suffix*."""
-    (index,) = [i for i, m in enumerate(seen) if m.op == op and m.args[-1].endswith(suffix)]
+    (index,) = [i for i, m in enumerate(seen) if m.op == op and m.paths[-1].endswith(suffix)]
     return index + 1
 
 
-def test_recover_rolls_back_a_hand_made_partial_apply(toy: Toy) -> None:
-    """The journal and half of the steps by hand: ``_Steps``, the journal, ``_apply`` cut short."""
-    old = toy.build()
+def test_recover_rolls_back_a_commit_killed_halfway(
+    toy: Toy, toy_states: tuple[Snapshot, Snapshot, list[Mutation]]
+) -> None:
+    """Killed after every backup and two of the installs: recovery puts the old files back."""
+    old, _new, seen = toy_states
+    journal_at = point_of(seen, "replace", JOURNAL)
+    replaces = [i for i, m in enumerate(seen) if m.op == "replace" and i >= journal_at]
+    installs = replaces[:-1]  # the last one puts COMMITTED in place
+    assert len(installs) == 5  # one per new file
+    toy.build()
     txn = toy.stage()
-    steps = txn._steps()
-    # Removed: removed.py, olddir/x.py; replaced: __init__.py, changed.py, bin/tool.
-    assert len(steps.backups) == 5
-    fs.write_atomic(txn.journal_path, json.dumps(steps.to_json()).encode())
-    total: list[Mutation] = []
-    with contextlib.suppress(Crash), crash_after(9, total):
-        txn_mod._apply(steps, txn.backup_dir)
-    # Cut short after some backups (rename) and some, not all, installs (replace).
-    ops = [m.op for m in total]
-    assert ops.count("rename") == 5
-    assert 0 < ops.count("replace") < 5
+    ran: list[Mutation] = []
+    with contextlib.suppress(Crash, RollbackIncompleteError), crash_after(installs[2], ran):
+        txn.commit()
+    ops = [m.op for m in ran]
+    assert ops.count("rename") == 5  # the backups
+    assert ops[journal_at:].count("replace") == 2
     assert snapshot(toy.env) != old
     (report,) = recover(str(toy.state), [str(toy.env)])
     assert report.action == "rolled back"
@@ -819,21 +775,21 @@ def test_recover_rolls_back_a_hand_made_partial_apply(toy: Toy) -> None:
     assert_same(snapshot(toy.env), old, "after rolling back")
 
 
-def test_recover_rolls_forward_after_committed(toy: Toy) -> None:
+def test_recover_rolls_forward_after_committed(
+    toy: Toy, toy_states: tuple[Snapshot, Snapshot, list[Mutation]]
+) -> None:
+    """Killed just after COMMITTED: recovery finishes the cleanup and the pruning."""
+    _old, new, seen = toy_states
     toy.build()
     txn = toy.stage()
-    steps = txn._steps()
-    fs.write_atomic(txn.journal_path, json.dumps(steps.to_json()).encode())
-    txn_mod._apply(steps, txn.backup_dir)
-    fs.write_atomic(os.path.join(txn.dir, COMMITTED), b"")
+    with contextlib.suppress(Crash), crash_after(point_of(seen, "replace", COMMITTED)):
+        txn.commit()
     applied = snapshot(toy.env)
     assert "pkg/olddir" in applied  # pruning happens after COMMITTED
     (report,) = recover(str(toy.state), [str(toy.env)])
     assert report.action == "rolled forward"
     assert not toy.state.exists()
-    pruned = (".stalwart", "pkg/olddir")
-    want = {k: v for k, v in applied.items() if not k.startswith(pruned)}
-    assert_same(snapshot(toy.env), want, "after rolling forward")
+    assert_same(snapshot(toy.env), new, "after rolling forward")
 
 
 def test_crash_at_every_point_of_a_commit(
@@ -1165,23 +1121,18 @@ class FilesInUse(FaultInjector):
     renamed (into a backup directory, say) but not deleted. Files are told apart by inode.
     """
 
-    held: set[tuple[int, int]] = field(default_factory=set)
-
     def hold(self, path: Path) -> None:
         st = os.lstat(path)
-        self.held.add((st.st_dev, st.st_ino))
+        held = (st.st_dev, st.st_ino)
 
-    def _check(self, op: Op, args: tuple[Any, ...]) -> None:
-        if op is Op.UNLINK and self.held:
-            path = os.fspath(args[0])
+        def is_held(candidate: str) -> bool:
             try:
-                st = os.lstat(path)
+                now = os.lstat(candidate)
             except OSError:
-                pass
-            else:
-                if (st.st_dev, st.st_ino) in self.held:
-                    raise make_error(path, winerror=32)
-        super()._check(op, args)
+                return False
+            return (now.st_dev, now.st_ino) == held
+
+        self.fail(Op.UNLINK, "*", winerror=32, when=is_held)
 
 
 NATIVE = Dist(

@@ -23,7 +23,7 @@ from stalwart import __version__
 
 if TYPE_CHECKING:
     from stalwart.environment import Environment
-    from stalwart.install import InstallResult
+    from stalwart.results import CommandResult
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_LOCKED", "EXIT_ENVIRONMENT"]
 
@@ -252,24 +252,25 @@ def _requirements(files: list[str]) -> list[str]:
     return wheels
 
 
-def _summary(out: _Output, verb: str, result: InstallResult) -> None:
+def _summary(out: _Output, verb: str, result: CommandResult) -> None:
     from stalwart import fs
+    from stalwart.results import Action
 
     for report in result.recovered:
         out.warn(f"recovered an interrupted transaction: {report.action} ({report.txn_dir})")
     for note in result.notes:
         out.warn(note)
+    lines = {
+        Action.INSTALLED: " + {name} {version}",
+        Action.UPGRADED: " ~ {name} {previous} -> {version}",
+        Action.REINSTALLED: " ~ {name} {version} (reinstalled)",
+        Action.UNCHANGED: " = {name} {version} (already installed)",
+        Action.UNINSTALLED: " - {name} {version}",
+    }
     for dist in result.dists:
-        if dist.action == "upgraded":
-            out.detail(f" ~ {dist.name} {dist.previous} -> {dist.version}")
-        elif dist.action == "unchanged":
-            out.detail(f" = {dist.name} {dist.version} (already installed)")
-        elif dist.action == "uninstalled":
-            out.detail(f" - {dist.name} {dist.version}")
-        elif dist.action == "reinstalled":
-            out.detail(f" ~ {dist.name} {dist.version} (reinstalled)")
-        else:
-            out.detail(f" + {dist.name} {dist.version}")
+        out.detail(
+            lines[dist.action].format(name=dist.name, version=dist.version, previous=dist.previous)
+        )
     for error in result.compile_errors:
         out.detail(f"not byte-compiled: {error}")
     n = len(result.changed)
@@ -335,7 +336,7 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_uninstall(args: argparse.Namespace, out: _Output) -> int:
-    from stalwart.install import uninstall
+    from stalwart.uninstall import uninstall
 
     result = uninstall(args.names, _environment(args), lock_wait=_lock_wait(args), notify=out.warn)
     _summary(out, "Uninstalled", result)
@@ -376,18 +377,10 @@ def _cmd_list(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
-    from packaging.utils import canonicalize_name
-
-    from stalwart.errors import NotInstalledError
-    from stalwart.installed import find_installed
+    from stalwart.installed import find_installed, require
 
     env = _environment(args)
-    installed = find_installed(env.lib_dirs)
-    missing = [n for n in args.names if canonicalize_name(n) not in installed]
-    if missing:
-        raise NotInstalledError(missing)
-    for i, name in enumerate(args.names):
-        d = installed[canonicalize_name(name)]
+    for i, d in enumerate(require(find_installed(env.lib_dirs), args.names)):
         if i:
             out.info("---")
         meta = d.metadata
@@ -429,12 +422,11 @@ def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
-    from stalwart.envlock import EnvironmentLock
-    from stalwart.install import recover_environment
+    from stalwart.session import locked_environment
 
     env = _environment(args)
-    with EnvironmentLock(env.lib_dirs[0], timeout=_lock_wait(args), notify=out.warn):
-        reports = recover_environment(env)
+    with locked_environment(env, wait=_lock_wait(args), notify=out.warn) as reports:
+        pass
     for report in reports:
         out.info(f"{report.action}: {report.txn_dir} ({report.steps} steps)")
     if not reports:

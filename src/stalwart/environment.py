@@ -1,38 +1,29 @@
-"""The target environment: its install scheme and wheel tags, asked of its own interpreter.
+"""The target environment: where a target interpreter installs, and what wheels fit it.
 
-The interpreter is queried once (one subprocess running ``_query_interpreter.py``); the answer
-is cached in memory and on disk, keyed by the interpreter's path, size and mtime, so repeated
-commands start without a subprocess. Reading is pure; the only write is the cache file, through
-``stalwart.fs``.
+A value built from what the interpreter reported (:mod:`stalwart.interpreter`) plus how the
+user asked to install (``--prefix``, ``--target``). Everything else asks it for directories:
+the install scheme, the directories holding ``.dist-info``, stalwart's state directory, the
+lock, and the directories install, uninstall and recovery may touch. Pure.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from stalwart import fs
-from stalwart.errors import TargetEnvironmentError, UsageError
+from stalwart.errors import UsageError
+from stalwart.interpreter import InterpreterInfo, query_interpreter, resolve_python
 
 if TYPE_CHECKING:
     from packaging.tags import Tag
 
-__all__ = [
-    "Scheme",
-    "Environment",
-    "query_environment",
-    "cache_dir",
-    "interpreter_env",
-    "helper_script",
-]
+__all__ = ["Scheme", "Environment", "query_environment", "STATE_DIR_NAME"]
 
-_CACHE_VERSION = 2
+STATE_DIR_NAME = ".stalwart"
+_SCHEME_KEYS = frozenset({"purelib", "platlib", "scripts", "data", "headers"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,49 +41,54 @@ class Scheme:
         return getattr(self, key) if key in _SCHEME_KEYS else None
 
 
-_SCHEME_KEYS = frozenset({"purelib", "platlib", "scripts", "data", "headers"})
-
-
 @dataclass(frozen=True)
 class Environment:
-    """What stalwart knows about a target interpreter and where it installs."""
+    """A target interpreter's install scheme, as stalwart will use it."""
 
-    executable: str
-    prefix: str
-    in_venv: bool
-    paths: dict[str, str]
-    implementation: str
-    cache_tag: str | None
-    version: tuple[int, int, int]
-    platform: str
-    soabi: str
-    debug: bool
-    gil_disabled: bool
-    pointer_bits: int
-    os_name: str
-    stdlib: str
-    platstdlib: str
-    target: str | None = None
-    custom_prefix: bool = False  # --prefix: the interpreter's scheme, rooted elsewhere
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    interpreter: InterpreterInfo
+    target: str | None = None  # --target: everything in one directory
+    prefix: str | None = None  # --prefix: the interpreter's scheme, rooted elsewhere
+
+    # -- the interpreter -------------------------------------------------------------------
+
+    @property
+    def executable(self) -> str:
+        return self.interpreter.executable
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        return self.interpreter.version
+
+    @property
+    def platform(self) -> str:
+        return self.interpreter.platform
 
     @property
     def windows(self) -> bool:
-        return self.os_name == "nt"
+        return self.interpreter.os_name == "nt"
+
+    @property
+    def in_venv(self) -> bool:
+        return self.interpreter.in_venv and self.prefix is None
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return self.interpreter.paths
+
+    @property
+    def stdlib(self) -> str:
+        return self.interpreter.stdlib
+
+    @property
+    def platstdlib(self) -> str:
+        return self.interpreter.platstdlib
+
+    # -- directories -----------------------------------------------------------------------
 
     @property
     def site_packages(self) -> str:
         """Where ``.dist-info`` directories live (purelib, as pip and installer put them)."""
-        return self.paths["purelib"]
-
-    @property
-    def state_dir(self) -> str:
-        """stalwart's own area inside the environment: staging, journal, backups, trash.
-
-        Inside site-packages, so renames from it into place never cross filesystems; the dot
-        keeps it from ever being imported. Removed again when a command leaves it empty.
-        """
-        return os.path.join(self.target or self.paths["purelib"], ".stalwart")
+        return self.target or self.paths["purelib"]
 
     @property
     def lib_dirs(self) -> list[str]:
@@ -102,9 +98,29 @@ class Environment:
         return list(dict.fromkeys([self.paths["purelib"], self.paths["platlib"]]))
 
     @property
+    def state_dir(self) -> str:
+        """stalwart's own area inside the environment: staging, journal, backups, trash.
+
+        Inside site-packages, so renames from it into place never cross filesystems; the dot
+        keeps it from ever being imported. Removed again when a command leaves it empty.
+        """
+        return os.path.join(self.site_packages, STATE_DIR_NAME)
+
+    @property
+    def lock_path(self) -> str:
+        """What the environment lock is taken on.
+
+        POSIX: the site-packages directory itself (``flock`` on a read-only descriptor writes
+        nothing). Windows cannot lock a directory: a file in the state directory.
+        """
+        if sys.platform == "win32":
+            return os.path.join(self.state_dir, "lock")
+        return self.site_packages
+
+    @property
     def root(self) -> str:
         """The environment's own directory: the prefix, or the --target directory."""
-        return self.target or self.prefix
+        return self.target or self.prefix or self.interpreter.prefix
 
     @property
     def roots(self) -> list[str]:
@@ -117,6 +133,12 @@ class Environment:
         schemed = (scheme.purelib, scheme.platlib, scheme.scripts, scheme.data)
         dirs = [self.root, *self.lib_dirs, *schemed, os.path.dirname(scheme.headers)]
         return list(dict.fromkeys(os.path.normpath(d) for d in dirs))
+
+    @property
+    def stop_dirs(self) -> list[str]:
+        """Directories never removed when they end up empty (scheme directories, roots)."""
+        scheme_dirs = [self.paths[k] for k in ("purelib", "platlib", "scripts", "data")]
+        return [*scheme_dirs, *self.lib_dirs, *self.roots]
 
     def scheme(self, dist_name: str) -> Scheme:
         """The scheme for one distribution (headers are per distribution, as in pip)."""
@@ -131,7 +153,7 @@ class Environment:
         if self.in_venv:
             major, minor = self.version[:2]
             headers = os.path.join(
-                self.prefix, "include", "site", f"python{major}.{minor}", dist_name
+                self.interpreter.prefix, "include", "site", f"python{major}.{minor}", dist_name
             )
         else:
             headers = os.path.join(self.paths["include"], dist_name)
@@ -143,21 +165,24 @@ class Environment:
             headers=headers,
         )
 
+    # -- what fits -------------------------------------------------------------------------
+
     @cached_property
     def tags(self) -> list[Tag]:
         """Wheel tags this interpreter accepts, best first (``packaging.tags`` order)."""
         from packaging import tags as t
 
-        version = self.version[:2]
-        platforms = list(self._platforms())
-        if self.implementation == "cpython":
-            abi = f"cp{version[0]}{version[1]}{'t' if self.gil_disabled else ''}"
-            abi += "d" if self.debug else ""
+        info = self.interpreter
+        version = info.version[:2]
+        platforms = self._platforms()
+        if info.implementation == "cpython":
+            abi = f"cp{version[0]}{version[1]}{'t' if info.gil_disabled else ''}"
+            abi += "d" if info.debug else ""
             result = list(t.cpython_tags(version, [abi], platforms))
             interpreter = f"cp{version[0]}{version[1]}"
         else:
             interpreter = f"{t.interpreter_name()}{version[0]}{version[1]}"
-            abi = self.soabi.replace("-", "_").replace(".", "_") if self.soabi else "none"
+            abi = info.soabi.replace("-", "_").replace(".", "_") if info.soabi else "none"
             result = list(t.generic_tags(interpreter, [abi], platforms))
         result.extend(t.compatible_tags(version, interpreter, platforms))
         return result
@@ -170,120 +195,12 @@ class Environment:
 
         from packaging import tags as t
 
-        if self.platform == sysconfig.get_platform() and self.pointer_bits == (
+        info = self.interpreter
+        if info.platform == sysconfig.get_platform() and info.pointer_bits == (
             64 if sys.maxsize > 2**32 else 32
         ):
             return list(t.platform_tags())
-        return [self.platform.replace("-", "_").replace(".", "_")]
-
-
-def cache_dir() -> str:
-    """stalwart's user cache directory (``STALWART_CACHE_DIR``, else XDG / LOCALAPPDATA)."""
-    explicit = os.environ.get("STALWART_CACHE_DIR")
-    if explicit:
-        return explicit
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "stalwart", "Cache")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(base, "stalwart")
-
-
-def _cache_key(executable: str, prefix: str | None) -> str | None:
-    try:
-        st = os.stat(executable)
-    except OSError:
-        return None
-    ident = json.dumps([_CACHE_VERSION, executable, st.st_size, st.st_mtime_ns, prefix])
-    return hashlib.sha256(ident.encode()).hexdigest()[:32]
-
-
-def helper_script(name: str) -> str:
-    """Source of a script stalwart runs in the target interpreter (shipped beside this module;
-    read directly: importlib.resources costs ~5 ms of start-up for the same bytes)."""
-    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as f:
-        return f.read()
-
-
-def interpreter_env() -> dict[str, str]:
-    """Environment for running the target interpreter: without PYTHON* variables, which could
-    point it at our own site-packages or change how it starts (it also runs with ``-I``)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-
-
-_REQUIRED = frozenset(
-    {
-        "executable",
-        "prefix",
-        "in_venv",
-        "paths",
-        "implementation",
-        "version",
-        "platform",
-        "os_name",
-        "stdlib",
-        "platstdlib",
-    }
-)
-
-
-def _run_query(executable: str, prefix: str | None) -> dict[str, Any]:
-    script = helper_script("_query_interpreter.py")
-    args = json.dumps({"prefix": prefix} if prefix else {})
-    env = interpreter_env()
-    try:
-        proc = subprocess.run(
-            [executable, "-I", "-c", script, args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-    except OSError as exc:
-        raise TargetEnvironmentError(f"cannot run the interpreter {executable}: {exc}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise TargetEnvironmentError(
-            f"the interpreter {executable} failed to report its install scheme: {detail[0]}"
-        )
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
-        raise TargetEnvironmentError(
-            f"{executable} did not report a usable install scheme; is it a Python interpreter?"
-        )
-    return data
-
-
-_memo: dict[tuple[str, str | None], dict[str, Any]] = {}
-
-
-def _query(executable: str, prefix: str | None, *, use_cache: bool) -> dict[str, Any]:
-    memo_key = (executable, prefix)
-    if memo_key in _memo:
-        return _memo[memo_key]
-    key = _cache_key(executable, prefix) if use_cache else None
-    path = os.path.join(cache_dir(), "interpreters", f"{key}.json") if key else None
-    data: dict[str, Any] | None = None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            data = None
-    if data is None:
-        data = _run_query(executable, prefix)
-        if path is not None:
-            try:
-                fs.makedirs(os.path.dirname(path))
-                fs.write_atomic(path, json.dumps(data).encode(), durable=False)
-            except OSError:
-                pass  # a cache that cannot be written only costs a subprocess next time
-    _memo[memo_key] = data
-    return data
+        return [info.platform.replace("-", "_").replace(".", "_")]
 
 
 def query_environment(
@@ -300,56 +217,7 @@ def query_environment(
     """
     if prefix is not None and target is not None:
         raise UsageError("--prefix and --target cannot be used together")
-    executable = _resolve_python(python)
-    data = _query(executable, os.path.abspath(prefix) if prefix else None, use_cache=use_cache)
-    try:
-        return _environment(data, prefix, target)
-    except (KeyError, TypeError, ValueError):
-        raise TargetEnvironmentError(
-            f"{executable} did not report a usable install scheme; is it a Python interpreter?"
-        ) from None
-
-
-def _environment(data: dict[str, Any], prefix: str | None, target: str | None) -> Environment:
-    return Environment(
-        executable=data["executable"],
-        prefix=data["prefix"],
-        in_venv=bool(data["in_venv"]) and prefix is None,
-        paths={
-            k: str(data["paths"][k]) for k in ("purelib", "platlib", "scripts", "data", "include")
-        },
-        implementation=data["implementation"],
-        cache_tag=data["cache_tag"],
-        version=tuple(data["version"]),
-        platform=data["platform"],
-        soabi=data["soabi"],
-        debug=bool(data["debug"]),
-        gil_disabled=bool(data["gil_disabled"]),
-        pointer_bits=int(data["pointer_bits"]),
-        os_name=data["os_name"],
-        stdlib=data["stdlib"],
-        platstdlib=data["platstdlib"],
-        target=os.path.abspath(target) if target else None,
-        custom_prefix=prefix is not None,
-        raw=data,
-    )
-
-
-def _resolve_python(python: str | None) -> str:
-    if python is None:
-        return sys.executable
-    candidate = python
-    if os.path.isdir(candidate):  # a virtual environment's directory, as uv accepts
-        sub = "Scripts" if os.name == "nt" else "bin"
-        exe = "python.exe" if os.name == "nt" else "python"
-        candidate = os.path.join(candidate, sub, exe)
-    elif os.sep not in candidate and (os.altsep is None or os.altsep not in candidate):
-        import shutil  # noqa: TID251 - shutil.which only reads
-
-        found = shutil.which(candidate)
-        if found is None:
-            raise TargetEnvironmentError(f"no interpreter named {python!r} on PATH")
-        candidate = found
-    if not os.path.exists(candidate):
-        raise TargetEnvironmentError(f"the interpreter {python} does not exist")
-    return os.path.abspath(candidate)
+    executable = resolve_python(python)
+    root = os.path.abspath(prefix) if prefix else None
+    info = query_interpreter(executable, prefix=root, use_cache=use_cache)
+    return Environment(info, target=os.path.abspath(target) if target else None, prefix=root)

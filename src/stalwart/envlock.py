@@ -1,8 +1,9 @@
-"""One stalwart process at a time changes an environment: an OS lock on its site-packages.
+"""One stalwart process at a time changes an environment: an OS lock on its lock path.
 
-POSIX: ``flock`` on a read-only descriptor of the site-packages directory itself, so locking
-writes nothing into the environment. Windows: ``msvcrt.locking`` on ``.stalwart/lock``. The OS
-drops either lock when the process dies, so a crash never leaves a stale lock.
+The environment says what to lock (:attr:`Environment.lock_path`). POSIX: ``flock`` on a
+read-only descriptor of the site-packages directory itself, so locking writes nothing into the
+environment. Windows: ``msvcrt.locking`` on a file in the state directory. The OS drops either
+lock when the process dies, so a crash never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from stalwart import fs
-from stalwart.errors import TargetEnvironmentError
+from stalwart.errors import EnvironmentBusyError
 
 __all__ = ["EnvironmentLock", "DEFAULT_LOCK_WAIT"]
 
@@ -24,16 +25,17 @@ _POLL = 0.05
 
 
 class EnvironmentLock:
-    """Exclusive lock on the environment whose site-packages is *lib_dir*; a context manager."""
+    """Exclusive lock on *lock_path* (a directory on POSIX, a file on Windows); a context
+    manager. *timeout* is how long to wait for another process holding it."""
 
     def __init__(
         self,
-        lib_dir: str,
+        lock_path: str,
         *,
         timeout: float = DEFAULT_LOCK_WAIT,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        self.lib_dir = lib_dir
+        self.lock_path = lock_path
         self.timeout = timeout
         self.notify = notify
         self._fd: int | None = None
@@ -47,24 +49,23 @@ class EnvironmentLock:
             waited = rt.clock() - start
             if waited >= self.timeout:
                 os.close(fd)
-                raise TargetEnvironmentError(
-                    f"another stalwart process has been changing {self.lib_dir} for "
+                raise EnvironmentBusyError(
+                    f"another stalwart process has been changing {self.lock_path} for "
                     f"{waited:.1f} s; gave up waiting (raise the wait with --lock-wait)"
                 )
             if not told and waited >= _NOTICE_AFTER and self.notify is not None:
-                self.notify(f"waiting for another stalwart process to finish with {self.lib_dir}")
+                self.notify(f"waiting for another stalwart process to finish with {self.lock_path}")
                 told = True
             rt.sleep(_POLL)
         self._fd = fd
 
     def _open(self) -> int:
-        if os.name == "nt":
-            state = os.path.join(self.lib_dir, ".stalwart")
-            fs.makedirs(state)
-            writer = fs.open_for_write(os.path.join(state, "lock"))
+        if fs.WINDOWS:
+            fs.makedirs(os.path.dirname(self.lock_path))
+            writer = fs.open_for_write(self.lock_path)
             return writer.detach()
         # Read-only descriptor: locking writes nothing.
-        return os.open(self.lib_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # noqa: TID251
+        return os.open(self.lock_path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # noqa: TID251
 
     def release(self) -> None:
         if self._fd is not None:
@@ -85,7 +86,7 @@ class EnvironmentLock:
 
 
 def _try_lock(fd: int) -> bool:
-    if os.name == "nt":
+    if fs.WINDOWS:
         import msvcrt
 
         try:

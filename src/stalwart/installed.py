@@ -6,14 +6,16 @@ Pure: only reads. Used to find upgrades, file conflicts, and what to uninstall o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TextIO
 
+from stalwart.errors import NotInstalledError
 from stalwart.wheel.headers import Headers, parse_headers
 from stalwart.wheel.record import RecordEntry, parse_record
 
-__all__ = ["Installed", "find_installed", "record_path_to_abs"]
+__all__ = ["Installed", "find_installed", "require", "file_owners", "record_path_to_abs"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,26 @@ def find_installed(lib_dirs: list[str]) -> dict[str, Installed]:
             if dist is not None and dist.name not in found:
                 found[dist.name] = dist
     return found
+
+
+def require(installed: dict[str, Installed], names: Sequence[str]) -> list[Installed]:
+    """The distributions *names* asks for, in order and once each; raises
+    :class:`NotInstalledError` naming every one that is not installed."""
+    from packaging.utils import canonicalize_name
+
+    missing = [n for n in names if canonicalize_name(n) not in installed]
+    if missing:
+        raise NotInstalledError(missing)
+    wanted = dict.fromkeys(canonicalize_name(n) for n in names)
+    return [installed[name] for name in wanted]
+
+
+def file_owners(dists: Iterable[Installed]) -> dict[str, list[tuple[Installed, RecordEntry]]]:
+    """Which distributions list each file in their RECORD (with the row), by ``normcase``d
+    absolute path."""
+    owners: dict[str, list[tuple[Installed, RecordEntry]]] = {}
+    for dist in dists:
+        for entry in dist.record:
+            key = os.path.normcase(record_path_to_abs(dist.lib_dir, entry.path))
+            owners.setdefault(key, []).append((dist, entry))
+    return owners

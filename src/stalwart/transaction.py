@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stalwart import fs
-from stalwart._paths import is_within
 from stalwart.errors import JournalError, RollbackIncompleteError
+from stalwart.paths import is_within
 
 __all__ = [
     "Transaction",

@@ -1,20 +1,36 @@
-"""What removing an installed distribution takes away; pure planning plus the public API.
+"""Uninstalling: what removing a distribution takes away (pure planning), and doing it.
 
 The removal set is RECORD's files, the ``__pycache__`` entries of its ``.py`` files, and the
 rest of its ``.dist-info``. Any RECORD path that resolves outside the environment is refused:
-a hostile RECORD must not turn an uninstall into ``rm`` of arbitrary files.
+a hostile RECORD must not turn an uninstall into ``rm`` of arbitrary files. :func:`uninstall`
+removes the named distributions as one transaction; upgrades use :func:`plan_removal` too.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from stalwart._paths import is_within
+from stalwart.environment import Environment
 from stalwart.errors import UninstallError
-from stalwart.installed import Installed, record_path_to_abs
+from stalwart.installed import Installed, find_installed, record_path_to_abs, require
+from stalwart.paths import is_within
+from stalwart.results import Action, CommandResult, DistResult
+from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
+from stalwart.transaction import Transaction
 
-__all__ = ["Removal", "plan_removal", "files_owned_by", "interpreter_paths"]
+__all__ = [
+    "Removal",
+    "plan_removal",
+    "plan_removals",
+    "schedule",
+    "files_owned_by",
+    "interpreter_paths",
+    "uninstall",
+]
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,7 @@ def plan_removal(
                 files[pyc] = None
     if problems:
         raise UninstallError(
-            f"refusing to uninstall {dist.display_name} {dist.version}: "
-            + "; ".join(problems[:5])
-            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            problems, subject=f"refusing to uninstall {dist.display_name} {dist.version}"
         )
     for dirpath, _dirnames, filenames in os.walk(dist.dist_info):
         for name in filenames:
@@ -116,3 +130,54 @@ def _pycache_entries(py_path: str) -> list[str]:
     except OSError:
         return []
     return [os.path.join(cache, n) for n in names if n.startswith(stem) and n.endswith(".pyc")]
+
+
+def plan_removals(
+    leaving: Sequence[Installed], installed: dict[str, Installed], env: Environment
+) -> list[Removal]:
+    """Removals of *leaving*, keeping files the distributions that stay still list."""
+    names = {d.name for d in leaving}
+    keep = files_owned_by([d for d in installed.values() if d.name not in names])
+    protected = interpreter_paths(env.executable, sys.executable)
+    return [plan_removal(d, env.roots, env.stop_dirs, keep, protected) for d in leaving]
+
+
+def schedule(removals: Sequence[Removal], txn: Transaction) -> None:
+    """Declare *removals* to *txn* (paths it also installs are left to the install)."""
+    for removal in removals:
+        for path in removal.files:
+            txn.remove(path)
+        for directory in removal.prune:
+            txn.prune_if_empty(directory)
+
+
+def uninstall(
+    names: Sequence[str],
+    env: Environment,
+    *,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
+    notify: Callable[[str], None] | None = None,
+) -> CommandResult:
+    """Remove the named distributions as one transaction."""
+    start = time.perf_counter()
+    result = CommandResult()
+    with locked_environment(env, wait=lock_wait, notify=notify) as recovered:
+        result.recovered = recovered
+        installed = find_installed(env.lib_dirs)
+        removals = plan_removals(require(installed, names), installed, env)
+        txn = Transaction(env.state_dir)
+        try:
+            schedule(removals, txn)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+    for removal in removals:
+        dist = removal.dist
+        result.dists.append(
+            DistResult(
+                dist.display_name, dist.version, Action.UNINSTALLED, files=len(removal.files)
+            )
+        )
+    result.elapsed = time.perf_counter() - start
+    return result

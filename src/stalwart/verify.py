@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stalwart._paths import is_within
-from stalwart.errors import NotInstalledError
-from stalwart.installed import Installed, find_installed, record_path_to_abs
+from stalwart.installed import Installed, file_owners, find_installed, record_path_to_abs, require
+from stalwart.paths import is_within
 from stalwart.wheel.record import hash_file
 
 if TYPE_CHECKING:
@@ -99,19 +98,11 @@ class _OwnedElsewhere:
 
 
 def verify_environment(env: Environment, names: Sequence[str] = ()) -> list[VerifyReport]:
-    """Verify the named distributions of *env* (all when *names* is empty), in name order."""
-    from packaging.utils import canonicalize_name
-
+    """Verify the named distributions of *env* (all when *names* is empty)."""
     installed = find_installed(env.lib_dirs)
-    wanted: list[str] = [canonicalize_name(n) for n in names] or sorted(installed)
-    missing = [n for n in names if canonicalize_name(n) not in installed]
-    if missing:
-        raise NotInstalledError(missing)
-    owners: dict[str, set[str]] = {}
-    for dist in installed.values():
-        for path in dist.files():
-            owners.setdefault(os.path.normcase(path), set()).add(dist.name)
-    return [
-        verify_distribution(installed[name], _OwnedElsewhere(owners, installed[name].name))
-        for name in wanted
-    ]
+    wanted = require(installed, names) if names else [installed[n] for n in sorted(installed)]
+    owners = {
+        path: {dist.name for dist, _ in rows}
+        for path, rows in file_owners(installed.values()).items()
+    }
+    return [verify_distribution(dist, _OwnedElsewhere(owners, dist.name)) for dist in wanted]

@@ -24,13 +24,13 @@ from ._ops import (
     makedirs,
     move_to_trash,
     open_for_write,
-    persist,
     rename,
     replace,
     rmdir,
     rmdir_if_empty,
     rmtree,
     sync_directory,
+    temp_name,
     unlink,
     write_atomic,
 )
@@ -44,6 +44,7 @@ from ._retry import (
     Sleeper,
     Stats,
     configure,
+    retry,
     runtime,
     settings,
 )
@@ -52,7 +53,6 @@ __all__ = [
     # operations
     "replace",
     "rename",
-    "persist",
     "write_atomic",
     "open_for_write",
     "FileWriter",
@@ -67,6 +67,7 @@ __all__ = [
     "move_to_trash",
     "empty_trash",
     "sync_directory",
+    "temp_name",
     # policy and runtime
     "RetryPolicy",
     "DEFAULT_TIMEOUT",
@@ -75,6 +76,7 @@ __all__ = [
     "configure",
     "settings",
     "runtime",
+    "retry",
     "Runtime",
     "Clock",
     "Sleeper",

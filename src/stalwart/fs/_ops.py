@@ -27,7 +27,6 @@ __all__ = [
     "FileWriter",
     "replace",
     "rename",
-    "persist",
     "write_atomic",
     "open_for_write",
     "copy",
@@ -41,6 +40,7 @@ __all__ = [
     "empty_trash",
     "rmdir_if_empty",
     "sync_directory",
+    "temp_name",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -96,15 +96,6 @@ def rename(src: StrPath, dst: StrPath) -> None:
         retry(Op.RENAME, (_s(src), _s(dst)), _rename_no_clobber, exc, src, dst)
 
 
-def persist(tmp: StrPath, dst: StrPath, *, overwrite: bool = True) -> None:
-    """Move a finished temporary file into place; on failure the temporary file is removed."""
-    try:
-        (replace if overwrite else rename)(tmp, dst)
-    except BaseException:
-        unlink(tmp, missing_ok=True)
-        raise
-
-
 _pid = os.getpid()
 
 
@@ -117,9 +108,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_refresh_pid)
 
 
-def _temp_name(path: str) -> str:
-    # Next to the target (same filesystem, so the final replace is atomic); the pid and a
-    # counter make it unique, the suffix makes a crash's leftovers recognisable.
+def temp_name(path: str) -> str:
+    """The name of the next temporary file the layer makes for *path*.
+
+    Next to the target (same filesystem, so the final replace is atomic); the pid and a
+    counter make it unique, the suffix makes a crash's leftovers recognisable.
+    """
     return f"{path}.{_pid}.{next(_counter)}{TEMP_SUFFIX}"
 
 
@@ -193,7 +187,7 @@ def write_atomic(path: StrPath, data: bytes, mode: int | None = None, durable: b
     the same system calls a hand-written version would make and little else.
     """
     target = os.fspath(path)
-    tmp = f"{target}.{_pid}.{next(_counter)}{TEMP_SUFFIX}"  # _temp_name, inlined: hot path
+    tmp = f"{target}.{_pid}.{next(_counter)}{TEMP_SUFFIX}"  # temp_name, inlined: hot path
     try:
         fd = P.open(tmp, _CREATE_EXCL_FLAGS, 0o666)
     except FileExistsError:  # a leftover of a crashed process that had our pid
@@ -246,7 +240,7 @@ def sync_directory(path: StrPath) -> None:
 def _open_temp(target: str) -> tuple[str, int]:
     """Slow path of :func:`write_atomic`: skip names a crashed process left behind."""
     while True:
-        tmp = _temp_name(target)
+        tmp = temp_name(target)
         try:
             return tmp, _open(tmp, _CREATE_EXCL_FLAGS, 0o666)
         except FileExistsError:
@@ -365,7 +359,7 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
 
 
 def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
-    with os.scandir(top) as it:
+    with P.scandir(top) as it:
         entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
     for entry, is_dir in entries:
         if is_dir and _is_reparse_point(entry):
@@ -398,7 +392,7 @@ def empty_trash(trash: StrPath) -> list[str]:
     """
     left: list[str] = []
     try:
-        names = os.listdir(trash)
+        names = P.listdir(trash)
     except FileNotFoundError:
         return left
     for name in names:
@@ -415,7 +409,7 @@ def _remove_now(path: str) -> bool:
     try:
         is_dir = stat.S_ISDIR(os.lstat(path).st_mode) and not _is_reparse_point(path)
         if is_dir:
-            with os.scandir(path) as it:
+            with P.scandir(path) as it:
                 children = [e.path for e in it]
             removed = [_remove_now(child) for child in children]  # try every child
             if not all(removed):
@@ -452,7 +446,7 @@ def rmdir_if_empty(path: StrPath) -> bool:
         )
         if not_empty:
             try:
-                with os.scandir(path) as it:
+                with P.scandir(path) as it:
                     if next(it, None) is not None:
                         return False
             except OSError:

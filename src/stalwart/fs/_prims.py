@@ -21,6 +21,10 @@ chmod = os.chmod
 open = os.open
 write = os.write
 copyfile = shutil.copyfile
+# Reads, never faulted or counted: the injector may only reorder their answers, because
+# deletion order follows listing order and that differs between filesystems.
+scandir = os.scandir
+listdir = os.listdir
 
 #: Primitive name -> the operation kind a fault for it is registered under.
 NAMES = (

@@ -139,11 +139,6 @@ class Stats:
             text += f"; {total.failures} still locked at the deadline"
         return text
 
-    def reset(self) -> None:
-        with self._lock:
-            self._by_op.clear()
-            self._episodes.clear()
-
 
 @dataclass(slots=True)
 class Runtime:

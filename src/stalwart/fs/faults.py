@@ -7,10 +7,17 @@ the filesystem layer's clock, so tests with a fake clock never sleep::
     with FaultInjector() as faults:
         faults.fail(Op.REPLACE, "*/demo.pyd", winerror=32, seconds=0.5)
         install(...)
+
+It also simulates a crash: with ``crash_after=K`` the first K mutations run and every later one
+raises :class:`SimulatedCrash` (a ``BaseException``, which no retry loop or cleanup catches as
+an error), so the disk is left as a process killed before mutation K+1 would leave it. And it
+can list directories in another order (``listing="reversed"`` / ``"casefold"``), since deletion
+order follows listing order, which differs between filesystems.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import fnmatch
 import os
@@ -18,13 +25,28 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from . import _prims
 from ._classify import Op
 from ._retry import runtime
 
-__all__ = ["Fault", "FaultInjector", "make_error"]
+__all__ = ["Fault", "FaultInjector", "Mutation", "SimulatedCrash", "make_error"]
+
+Listing = Literal["native", "casefold", "reversed"]
+
+
+class SimulatedCrash(BaseException):
+    """The process "died" before this mutation (``FaultInjector(crash_after=K)``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """One mutating primitive call that ran: its name and its path arguments."""
+
+    op: str
+    paths: tuple[str, ...]
+
 
 _PRIM_OPS: dict[str, Op] = {
     "replace": Op.REPLACE,
@@ -66,10 +88,12 @@ def make_error(path: str, *, errno: int | None = None, winerror: int | None = No
 
 @dataclass(slots=True)
 class Fault:
-    """Fail *op* on paths matching *pattern* (``fnmatch``, ``*`` spans ``/``).
+    """Fail *op* on paths matching *pattern* (``fnmatch``, ``*`` spans ``/``) and *when*.
 
     Active for the first *times* matching calls, or for *seconds* of layer-clock time from the
-    first matching call, or (neither given) for ever.
+    first matching call, or (neither given) for ever. *when* decides on what a path *is* rather
+    than how it is named: a Windows lock follows the open file through renames, so a test
+    holding a file matches it by device and inode.
     """
 
     op: Op
@@ -78,6 +102,8 @@ class Fault:
     winerror: int | None = None
     times: int | None = None
     seconds: float | None = None
+    error: OSError | None = None  # raise this very object instead of making one
+    when: Callable[[str], bool] | None = None
     hits: int = 0
     started: float | None = None
     passed: int = 0  # matching calls let through after the fault ended
@@ -92,10 +118,21 @@ class Fault:
 
 @dataclass
 class FaultInjector:
-    """Installs :class:`Fault` s over the primitives; a context manager."""
+    """Installs :class:`Fault` s over the primitives; a context manager.
+
+    ``crash_after``: let that many mutations run, then raise :class:`SimulatedCrash` before
+    each further one. ``record``: keep every mutation that ran in :attr:`mutations`.
+    ``listing``: the order directory reads return entries in.
+    """
 
     faults: list[Fault] = field(default_factory=list)
     calls: dict[Op, int] = field(default_factory=dict)
+    crash_after: int | None = None
+    record: bool = False
+    listing: Listing = "native"
+    short_writes: int | None = None  # each os.write writes at most this many bytes
+    mutations: list[Mutation] = field(default_factory=list)
+    count: int = 0  # mutations that ran
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _saved: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
@@ -108,19 +145,28 @@ class FaultInjector:
         winerror: int | None = None,
         times: int | None = None,
         seconds: float | None = None,
+        error: OSError | None = None,
+        when: Callable[[str], bool] | None = None,
     ) -> Fault:
-        fault = Fault(Op(op), pattern, errno, winerror, times, seconds)
+        fault = Fault(Op(op), pattern, errno, winerror, times, seconds, error, when)
         with self._lock:
             self.faults.append(fault)
         return fault
 
-    def _check(self, op: Op, args: tuple[Any, ...]) -> None:
+    def _check(self, name: str, op: Op, args: tuple[Any, ...]) -> None:
         paths = [os.fspath(a) for a in args if isinstance(a, str | os.PathLike)]
         with self._lock:
+            if self.crash_after is not None and self.count >= self.crash_after:
+                raise SimulatedCrash(f"before {name}{tuple(paths)!r}")
+            self.count += 1
+            if self.record:
+                self.mutations.append(Mutation(name, tuple(paths)))
             self.calls[op] = self.calls.get(op, 0) + 1
             for fault in self.faults:
                 if fault.op is not op or not any(
-                    fnmatch.fnmatchcase(p.replace("\\", "/"), fault.pattern) for p in paths
+                    fnmatch.fnmatchcase(p.replace("\\", "/"), fault.pattern)
+                    and (fault.when is None or fault.when(p))
+                    for p in paths
                 ):
                     continue
                 now = runtime().clock()
@@ -128,6 +174,8 @@ class FaultInjector:
                     fault.started = now
                 if fault.active(now):
                     fault.hits += 1
+                    if fault.error is not None:
+                        raise fault.error
                     raise make_error(paths[0], errno=fault.errno, winerror=fault.winerror)
                 fault.passed += 1
 
@@ -136,16 +184,36 @@ class FaultInjector:
         if name == "write":  # os.write(fd, data): no path to match, only "*" faults apply
 
             def write(fd: int, data: Any) -> Any:
-                self._check(op, (f"<fd {fd}>",))
+                self._check(name, op, (f"<fd {fd}>",))
+                if self.short_writes is not None:
+                    data = bytes(memoryview(data)[: self.short_writes])
                 return original(fd, data)
 
             return write
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self._check(op, args)
+            self._check(name, op, args)
             return original(*args, **kwargs)
 
         return wrapper
+
+    def _ordered(self, names: list[str]) -> list[str]:
+        return sorted(names, key=str.casefold, reverse=self.listing == "reversed")
+
+    def _listing_wrappers(self) -> dict[str, Callable[..., Any]]:
+        scandir, listdir = _prims.scandir, _prims.listdir
+
+        def ordered_scandir(path: Any) -> Any:
+            with scandir(path) as it:
+                entries = sorted(
+                    it, key=lambda e: e.name.casefold(), reverse=self.listing == "reversed"
+                )
+            return contextlib.nullcontext(entries)
+
+        def ordered_listdir(path: Any) -> list[str]:
+            return self._ordered(listdir(path))
+
+        return {"scandir": ordered_scandir, "listdir": ordered_listdir}
 
     def install(self) -> None:
         if self._saved:
@@ -154,6 +222,14 @@ class FaultInjector:
             original = getattr(_prims, name)
             self._saved[name] = original
             setattr(_prims, name, self._wrap(name, original))
+        if self.listing != "native":
+            for name, wrapper in self._listing_wrappers().items():
+                self._saved[name] = getattr(_prims, name)
+                setattr(_prims, name, wrapper)
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._saved)
 
     def uninstall(self) -> None:
         for name, original in self._saved.items():

@@ -1,0 +1,35 @@
+"""Where stalwart keeps what it can compute again: its user cache directory.
+
+One directory for everything cached (interpreter answers today; downloads and unpacked wheels
+share it), so ``--cache-dir`` / ``STALWART_CACHE_DIR`` moves all of it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["cache_dir", "ENV_CACHE_DIR"]
+
+ENV_CACHE_DIR = "STALWART_CACHE_DIR"
+
+
+def cache_dir() -> str:
+    """``STALWART_CACHE_DIR`` if set, else the platform's user cache directory for stalwart.
+
+    The same places platformdirs' ``user_cache_dir("stalwart")`` gives (``$XDG_CACHE_HOME``
+    or ``~/.cache`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%\\stalwart\\Cache``
+    on Windows), written out because importing platformdirs costs ~25 ms (it pulls in pathlib
+    and tempfile) and every command asks for this directory.
+    """
+    explicit = os.environ.get(ENV_CACHE_DIR)
+    if explicit:
+        return os.path.abspath(explicit)
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "stalwart", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/stalwart")
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")
+    return os.path.join(base, "stalwart")

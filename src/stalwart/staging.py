@@ -1,0 +1,185 @@
+"""Staging: every file of every wheel of a command, written into the transaction's stage.
+
+Each wheel travels as one :class:`StagedWheel`: its plan, the staged files with the digests
+computed while they were written, and later its bytecode. Like pypa/installer's
+``WheelDestination``, this module is where bytes become files and RECORD rows: each write
+returns the row describing what was written, and :func:`declare` finishes a wheel by writing its
+RECORD and handing every file to the transaction. Nothing here is visible in the environment
+until the transaction commits.
+
+Archive members are streamed out while hashing (each byte of a member is read once) and checked
+against the wheel's RECORD as they go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from stalwart import fs
+from stalwart.errors import InvalidWheelError
+from stalwart.plan import Extract, FileAction, WheelPlan, record_path
+from stalwart.scripts import rewrite_shebang
+from stalwart.transaction import Transaction
+from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record
+
+__all__ = ["StagedFile", "StagedWheel", "stage_wheels", "declare", "current_umask"]
+
+_PARALLEL_MIN_FILES = 64
+_WORKERS = min(8, (os.cpu_count() or 2) * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """A file waiting in the stage: where it goes, where it is, and its RECORD row."""
+
+    dest: str
+    staged: str
+    record: RecordEntry  # path relative to the wheel's lib_dir, hash and size of what was written
+    compile: bool = False
+
+
+@dataclass
+class StagedWheel:
+    """One wheel through staging: its plan, its staged files, then its bytecode."""
+
+    plan: WheelPlan
+    files: list[StagedFile]
+    bytecode: list[StagedFile] = field(default_factory=list)
+
+    def add_bytecode(self, txn: Transaction, dest: str, data: bytes) -> None:
+        """Stage compiled bytecode for *dest* (a ``__pycache__`` path of this wheel)."""
+        path = txn.stage_path(dest)
+        with fs.open_for_write(path, exclusive=True) as writer:
+            writer.write(data)
+        self.bytecode.append(StagedFile(dest, path, RecordEntry(record_path(self.lib_dir, dest))))
+
+    @property
+    def lib_dir(self) -> str:
+        return self.plan.lib_dir
+
+
+def current_umask() -> int:
+    """The process umask (POSIX has no way to read it without setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def stage_wheels(
+    plans: list[WheelPlan],
+    txn: Transaction,
+    *,
+    python: str,
+    windows: bool,
+    verify_record: bool = True,
+    tick: Callable[[int], None] | None = None,
+) -> list[StagedWheel]:
+    """Write every file of every plan into *txn*'s stage, checking RECORD hashes as it goes.
+
+    One thread pool serves all wheels (zlib, hashing and file writes release the GIL), so many
+    small wheels gain as much as one big one. Results are collected, and progress reported, in
+    the calling thread. Raises :class:`InvalidWheelError` listing every file whose content does
+    not match its RECORD row (unless *verify_record* is off).
+    """
+    umask = current_umask()
+    jobs = [(index, action) for index, plan in enumerate(plans) for action in plan.files]
+
+    def run(job: tuple[int, FileAction]) -> tuple[StagedFile, str | None]:
+        index, action = job
+        return _stage_file(
+            plans[index], action, txn.stage_path(action.dest), python, windows, umask
+        )
+
+    staged = [StagedWheel(plan, []) for plan in plans]
+    problems: list[list[str]] = [[] for _ in plans]
+    if len(jobs) >= _PARALLEL_MIN_FILES:
+        pool = ThreadPoolExecutor(_WORKERS)
+        try:
+            results = zip(jobs, pool.map(run, jobs), strict=True)
+            for (index, _), (item, problem) in results:
+                staged[index].files.append(item)
+                if problem:
+                    problems[index].append(problem)
+                if tick is not None:
+                    tick(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        for job in jobs:
+            item, problem = run(job)
+            staged[job[0]].files.append(item)
+            if problem:
+                problems[job[0]].append(problem)
+            if tick is not None:
+                tick(1)
+    if verify_record:
+        for plan, found in zip(plans, problems, strict=True):
+            if found:
+                raise InvalidWheelError(plan.wheel.path, found)
+    return staged
+
+
+def _stage_file(
+    plan: WheelPlan, action: FileAction, staged: str, python: str, windows: bool, umask: int
+) -> tuple[StagedFile, str | None]:
+    """Write one file into the stage; returns it and a RECORD mismatch, if any."""
+    wheel = plan.wheel
+    mode = 0o777 if action.executable else 0o666
+    expected = wheel.record.get(action.member) if isinstance(action, Extract) else None
+    hash_name = "sha256"
+    if expected is not None and expected.hash_name in ACCEPTED_HASHES:
+        hash_name = expected.hash_name
+    problem = None
+    what = action.member if isinstance(action, Extract) else action.dest
+    if isinstance(action, Extract) and not action.rewrite_shebang:
+        entry = wheel.archive.get(action.member)
+        assert entry is not None  # planned from the archive's own entries
+        with fs.open_for_write(staged, exclusive=True, mode=mode) as writer:
+            digest, size = wheel.archive.copy_to(entry, writer.write, hash_name)
+        problem = _mismatch(expected, digest, size)
+    else:
+        if isinstance(action, Extract):
+            original = wheel.archive.read(action.member)
+            problem = _mismatch(expected, hashlib.new(hash_name, original).digest(), len(original))
+            data = rewrite_shebang(original, python, windows=windows) or original
+        else:
+            data = action.content
+        with fs.open_for_write(staged, exclusive=True, mode=mode) as writer:
+            writer.write(data)
+        digest, size = hashlib.new(hash_name, data).digest(), len(data)
+    if action.executable and (0o777 & ~umask) & 0o111 != 0o111:
+        fs.chmod(staged, (0o777 & ~umask) | 0o111)  # pip's rule for executables
+    if problem is not None:
+        problem = f"{what}: {problem}"
+    record = RecordEntry(record_path(plan.lib_dir, action.dest), hash_name, digest, size)
+    return StagedFile(action.dest, staged, record, action.compile), problem
+
+
+def _mismatch(expected: RecordEntry | None, digest: bytes, size: int) -> str | None:
+    if expected is None:
+        return None  # only reachable with verify_record=False; validation refused it otherwise
+    if expected.digest != digest:
+        return "content does not match its RECORD hash"
+    if expected.size is not None and expected.size != size:
+        return f"size {size} does not match RECORD's {expected.size}"
+    return None
+
+
+def declare(wheel: StagedWheel, txn: Transaction) -> None:
+    """Hand a wheel's staged files and bytecode to *txn*, after writing its RECORD."""
+    plan = wheel.plan
+    rows = [f.record for f in wheel.files]
+    for item in wheel.files:
+        txn.install(item.staged, item.dest)
+    for pyc in wheel.bytecode:
+        txn.install(pyc.staged, pyc.dest)
+        rows.append(pyc.record)
+    rows.append(RecordEntry(record_path(plan.lib_dir, plan.record_file)))
+    record = txn.stage_path(plan.record_file)
+    with fs.open_for_write(record, exclusive=True) as writer:
+        writer.write(format_record(rows))
+    txn.install(record, plan.record_file)
