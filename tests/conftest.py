@@ -1,6 +1,8 @@
 """Shared fixtures: a fake clock for the filesystem layer's retry loop, and fault injection.
 
 Kept small and generic on purpose; test modules add their own fixtures in their own files.
+Shared builders live beside this file: ``wheelfactory`` (wheels and zips), ``venvs`` (virtual
+environments), ``treesnap`` (tree snapshots).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pytest
 
 import stalwart.fs
 from stalwart.fs.faults import FaultInjector
+from venvs import Venv, make_venv
 
 
 class FakeTime:
@@ -62,3 +65,9 @@ def faults() -> Iterator[FaultInjector]:
         yield injector
     finally:
         injector.uninstall()
+
+
+@pytest.fixture(scope="session")
+def pristine_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """One real venv (no pip) per test process, never changed: tests copy it."""
+    return make_venv(tmp_path_factory.mktemp("pristine") / "venv")

@@ -28,6 +28,8 @@ from packaging.tags import Tag, sys_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from venvs import make_venv
+
 __all__ = [
     "REPO",
     "CACHE",
@@ -308,14 +310,7 @@ def venv_python(venv: Path) -> Path:
 
 def fresh_venv(path: Path, python: Path | None = None) -> Path:
     """Create a virtual environment at *path* without pip (fast); returns *path*."""
-    python = python or base_python()
-    subprocess.run(
-        [str(python), "-m", "venv", "--without-pip", str(path)],
-        check=True,
-        capture_output=True,
-        env=clean_env(),
-    )
-    return path
+    return make_venv(path, python or base_python(), clean_env()).root
 
 
 def pip(venv: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,7 @@ things a subprocess cannot fake (an externally managed interpreter).
 
 from __future__ import annotations
 
-import base64
-import csv
 import dataclasses
-import hashlib
-import io
 import json
 import os
 import re
@@ -31,52 +27,13 @@ from stalwart.errors import ExternallyManagedError
 from stalwart.install import InstallOptions, install
 from stalwart.safety import check_externally_managed
 from treesnap import snapshot
-from wheelfactory import make_wheel
+from venvs import PY, Venv, cli_environ, copy_venv
+from wheelfactory import build_wheel
 
 STALWART = Path(sys.executable).with_name("stalwart")
 SUMMARY = re.compile(r"^Installed (\d+) packages? in \d+ ms$", re.MULTILINE)
-PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
 # -- wheels ---------------------------------------------------------------------------------------
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def build_wheel(
-    directory: Path,
-    name: str,
-    version: str,
-    files: Mapping[str, bytes],
-    *,
-    entry_points: str | None = None,
-    data: Mapping[str, bytes] | None = None,
-    modes: Mapping[str, int] | None = None,
-) -> Path:
-    """A valid pure-Python wheel: ``files`` at the root, ``data`` under ``.data/``, and
-    METADATA, WHEEL, entry_points.txt and a correct RECORD in ``.dist-info``."""
-    dist_info = f"{name}-{version}.dist-info"
-    content = dict(files)
-    for key, value in (data or {}).items():
-        content[f"{name}-{version}.data/{key}"] = value
-    content[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name} for tests\n"
-        "Requires-Dist: packaging\n"
-    ).encode()
-    content[f"{dist_info}/WHEEL"] = (
-        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    if entry_points is not None:
-        content[f"{dist_info}/entry_points.txt"] = entry_points.encode()
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    for path, body in content.items():
-        writer.writerow((path, f"sha256={_b64(hashlib.sha256(body).digest())}", len(body)))
-    writer.writerow((f"{dist_info}/RECORD", "", ""))
-    content[f"{dist_info}/RECORD"] = out.getvalue().encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    return make_wheel(directory / f"{name}-{version}-py3-none-any.whl", content, modes=modes)
 
 
 DEMO_FILES = {
@@ -106,7 +63,13 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
     root = tmp_path_factory.mktemp("wheels")
     return Wheels(
         demo=build_wheel(
-            root, "demo", "1.0", DEMO_FILES, entry_points=DEMO_ENTRY_POINTS, data=DEMO_DATA
+            root,
+            "demo",
+            "1.0",
+            DEMO_FILES,
+            entry_points=DEMO_ENTRY_POINTS,
+            data=DEMO_DATA,
+            requires=["packaging"],
         ),
         other=build_wheel(root, "other", "2.0", {"other.py": b"X = 1\n"}),
         alpha=build_wheel(root, "alpha", "1.0", {"shared/x.py": b"WHO = 'A'\n", "alpha.py": b""}),
@@ -118,43 +81,14 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
 # -- environments and running the command ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Venv:
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    @property
-    def site(self) -> Path:
-        return self.root / "lib" / PY / "site-packages"
-
-    @property
-    def bin(self) -> Path:
-        return self.root / "bin"
-
-
-def make_venv(path: Path) -> Venv:
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60
-    )
-    venv = Venv(path)
-    assert venv.site.is_dir()
-    return venv
-
-
 @pytest.fixture
-def venv(tmp_path: Path) -> Venv:
-    return make_venv(tmp_path / "venv")
+def venv(pristine_venv: Venv, tmp_path: Path) -> Venv:
+    return copy_venv(pristine_venv, tmp_path / "venv")
 
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
-    env["STALWART_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    env["CI"] = "1"
-    return env
+    return cli_environ(tmp_path_factory.mktemp("cache"))
 
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

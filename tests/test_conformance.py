@@ -22,16 +22,13 @@ the tests pass or fail the same way in any order and under pytest-xdist.
 
 from __future__ import annotations
 
-import base64
 import configparser
 import csv
-import hashlib
 import io
 import json
 import marshal
 import os
 import posixpath
-import stat
 import struct
 import subprocess
 from collections.abc import Iterable
@@ -55,6 +52,8 @@ from realwheels import (
     wheel_path,
     wheel_paths,
 )
+from treesnap import Node, Snapshot, snapshot
+from wheelfactory import record_hash
 
 pytestmark = [
     pytest.mark.network,
@@ -82,38 +81,7 @@ IMPORTS = (
 # --------------------------------------------------------------------------- trees
 
 
-@dataclass(frozen=True)
-class Node:
-    """One entry of a tree: its kind, permission bits, and content (or symlink target)."""
-
-    kind: str  # "dir", "file" or "link"
-    mode: int
-    data: bytes = b""
-    mtime: int = 0  # whole seconds, what a .pyc header records
-    size: int = 0
-
-
-Tree = dict[str, Node]  # '/'-separated path relative to the venv root -> node
-
-
-def snapshot(root: Path) -> Tree:
-    """Every directory, file and symlink below *root* (symlinks are not followed)."""
-    tree: Tree = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            st = os.lstat(path)
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                tree[rel] = Node("link", mode, os.readlink(path).encode())
-            elif stat.S_ISDIR(st.st_mode):
-                tree[rel] = Node("dir", mode)
-            else:
-                tree[rel] = Node(
-                    "file", mode, Path(path).read_bytes(), int(st.st_mtime), st.st_size
-                )
-    return tree
+Tree = Snapshot  # '/'-separated path relative to the venv root -> node
 
 
 def relocate(tree: Tree, old: Path, new: Path) -> Tree:
@@ -247,8 +215,7 @@ def _row_matches(tree: Tree, path: str, row: tuple[str, str]) -> bool:
     digest, size = row
     if node is None or not digest.startswith("sha256=") or size != str(len(node.data)):
         return False
-    b64 = base64.urlsafe_b64encode(hashlib.sha256(node.data).digest()).rstrip(b"=").decode()
-    return digest == f"sha256={b64}"
+    return digest == record_hash(node.data)
 
 
 def _first_difference(a: bytes, b: bytes) -> str:

@@ -17,9 +17,7 @@ stale RECORD but writes a correct one.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+import wheelfactory
 from stalwart.environment import Environment, query_environment
 from stalwart.errors import (
     IncompatibleWheelError,
@@ -44,7 +43,8 @@ from stalwart.uninstall import uninstall
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.wheelfile import open_wheel
 from treesnap import snapshot
-from wheelfactory import Member, build_zip, make_wheel
+from venvs import cli_environ, make_venv
+from wheelfactory import Member, build_zip, make_wheel, record_bytes, record_hash, record_row
 
 STALWART = Path(sys.executable).with_name("stalwart")
 NAME, VERSION = "hostile", "1.0"
@@ -59,20 +59,6 @@ EVIL = "evil"
 
 
 # -- building wheels ------------------------------------------------------------------------------
-
-
-def b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def record_row(path: str, data: bytes, hash_name: str = "sha256") -> tuple[str, str, str]:
-    return path, f"{hash_name}={b64(hashlib.new(hash_name, data).digest())}", str(len(data))
-
-
-def record_bytes(rows: list[tuple[str, str, str]]) -> bytes:
-    out = io.StringIO(newline="")
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    return out.getvalue().encode("utf-8")
 
 
 def metadata(name: str = NAME, version: str = VERSION) -> bytes:
@@ -101,9 +87,7 @@ def with_record(
     files: Mapping[str, bytes], dist_info: str = DIST_INFO, hash_name: str = "sha256"
 ) -> dict[str, bytes]:
     """``files`` plus a RECORD that lists every one of them correctly."""
-    rows = [record_row(name, data, hash_name) for name, data in files.items()]
-    rows.append((f"{dist_info}/RECORD", "", ""))
-    return {**files, f"{dist_info}/RECORD": record_bytes(rows)}
+    return wheelfactory.with_record(files, dist_info, hash_name)
 
 
 def members_with_record(files: Mapping[str, bytes], *extra: Member) -> list[Member]:
@@ -518,13 +502,6 @@ CASES = [
 # -- the environment ------------------------------------------------------------------------------
 
 
-def make_venv(path: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=60
-    )
-    return path
-
-
 def assert_same_tree(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]):
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
@@ -545,18 +522,14 @@ class Venv:
 
 
 def _venv_at(base: Path) -> Venv:
-    root = make_venv(base / "venv")
+    root = make_venv(base / "venv").root
     python = root / "bin" / "python"
     return Venv(base, root, python, query_environment(str(python), use_cache=False))
 
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    cache = tmp_path_factory.mktemp("stalwart-cache")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
-    env["STALWART_CACHE_DIR"] = str(cache)
-    env["CI"] = "1"
-    return env
+    return cli_environ(tmp_path_factory.mktemp("stalwart-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -858,9 +831,7 @@ def test_no_verify_record_writes_a_correct_record(
         if not hash_text:
             continue
         data = (v.site_packages / path).read_bytes()
-        name, _, value = hash_text.partition("=")
-        assert name == "sha256"
-        assert value == b64(hashlib.sha256(data).digest()), path
+        assert hash_text == record_hash(data), path
         assert int(size) == len(data), path
         hashed += 1
     assert hashed >= 5  # package files, METADATA, WHEEL, INSTALLER, ...

@@ -16,12 +16,8 @@ uninterrupted run makes. The rest checks the same promise in-process, where a cr
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import errno
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -34,6 +30,8 @@ from pathlib import Path
 import pytest
 
 import stalwart.fs as fs
+import venvs
+import wheelfactory
 from faultshim.harness import KILLED, Rule, mutation_points, read_log, run_under_shim
 from stalwart.environment import Environment, query_environment
 from stalwart.envlock import EnvironmentLock
@@ -49,8 +47,8 @@ from stalwart.transaction import (
     recover,
 )
 from stalwart.uninstall import uninstall
-from treesnap import Snapshot, snapshot
-from wheelfactory import make_wheel
+from treesnap import Node, Snapshot, describe_diff, snapshot
+from venvs import PY, Venv
 
 # The LD_PRELOAD shim, flock, POSIX permission bits and the POSIX venv layout; Windows
 # behaviour is exercised through the fault injector's winerror codes.
@@ -59,24 +57,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 STALWART = Path(sys.executable).with_name("stalwart")
-PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 NO_COMPILE = InstallOptions(compile=False)
 
 
 # -- snapshots ------------------------------------------------------------------------------------
-
-
-def describe_diff(got: Snapshot, want: Snapshot, limit: int = 8) -> str:
-    """A short, readable account of how two snapshots differ."""
-    extra = sorted(set(got) - set(want))
-    missing = sorted(set(want) - set(got))
-    changed = sorted(k for k in set(got) & set(want) if got[k] != want[k])
-    parts = []
-    for label, keys in (("extra", extra), ("missing", missing), ("changed", changed)):
-        if keys:
-            more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-            parts.append(f"{label}: {keys[:limit]}{more}")
-    return "; ".join(parts) or "identical"
 
 
 def leftovers(root: Path) -> list[str]:
@@ -96,10 +80,6 @@ def assert_same(got: Snapshot, want: Snapshot, what: str = "") -> None:
 # -- wheels ---------------------------------------------------------------------------------------
 
 
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 @dataclass(frozen=True)
 class Dist:
     """What a generated wheel contains."""
@@ -112,28 +92,15 @@ class Dist:
 
 
 def build_wheel(directory: Path, dist: Dist) -> Path:
-    """A valid pure-Python wheel with a correct RECORD, written by :func:`make_wheel`."""
-    name, version = dist.name, dist.version
-    dist_info = f"{name}-{version}.dist-info"
-    content = dict(dist.files)
-    for key, value in dist.data.items():
-        content[f"{name}-{version}.data/{key}"] = value
-    content[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name}\n"
-    ).encode()
-    content[f"{dist_info}/WHEEL"] = (
-        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    """A valid pure-Python wheel of *dist* with a correct RECORD."""
+    return wheelfactory.build_wheel(
+        directory,
+        dist.name,
+        dist.version,
+        dist.files,
+        data=dist.data,
+        entry_points=dist.entry_points,
     )
-    if dist.entry_points is not None:
-        content[f"{dist_info}/entry_points.txt"] = dist.entry_points.encode()
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    for path, body in content.items():
-        writer.writerow((path, f"sha256={_b64(hashlib.sha256(body).digest())}", len(body)))
-    writer.writerow((f"{dist_info}/RECORD", "", ""))
-    content[f"{dist_info}/RECORD"] = out.getvalue().encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    return make_wheel(directory / f"{name}-{version}-py3-none-any.whl", content)
 
 
 def crash_dist(name: str, major: int, *, extra_modules: int = 0) -> Dist:
@@ -182,26 +149,16 @@ def venv_paths(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def base_venv(pristine_venv: Venv) -> Path:
     """A pristine venv (no pip); tests copy it, which keeps it working (bin/python is a link)."""
-    root = tmp_path_factory.mktemp("base") / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120
-    )
-    assert venv_paths(root)[1].is_dir()
-    return root
+    return pristine_venv.root
 
 
 def copy_venv(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
+    return venvs.copy_venv(src, dst).root
 
 
-def cli_env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
-    env["STALWART_CACHE_DIR"] = str(cache)
-    env["CI"] = "1"
-    return env
+cli_env = venvs.cli_environ
 
 
 def run_cli(
@@ -739,7 +696,7 @@ def toy_states(toy: Toy) -> tuple[Snapshot, Snapshot, list[Mutation]]:
     new = snapshot(toy.env)
     assert not toy.state.exists()
     assert "pkg/olddir" not in new
-    assert new["bin/tool"] == ("file", 0o755, b"#!/bin/sh\necho new\n")
+    assert new["bin/tool"] == Node("file", 0o755, b"#!/bin/sh\necho new\n")
     assert new["pkg/kept.py"] == old["pkg/kept.py"]
     assert "pkg/removed.py" not in new
     return old, new, seen

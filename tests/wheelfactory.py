@@ -8,6 +8,9 @@ disagree, overlapping entries, forged sizes, zip64 records, trailing garbage...)
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import io
 import struct
 import zipfile
@@ -261,3 +264,81 @@ class _Unseekable:
 
     def flush(self) -> None:
         pass
+
+
+# -- whole wheels with a correct RECORD -----------------------------------------------------------
+
+
+def record_hash(data: bytes, hash_name: str = "sha256") -> str:
+    """``sha256=<urlsafe base64 without padding>``, as a RECORD row spells a hash."""
+    digest = hashlib.new(hash_name, data).digest()
+    return f"{hash_name}=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def record_row(path: str, data: bytes, hash_name: str = "sha256") -> tuple[str, str, str]:
+    return path, record_hash(data, hash_name), str(len(data))
+
+
+def record_bytes(rows: Iterable[tuple[str, str, str]]) -> bytes:
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def with_record(
+    files: Mapping[str, bytes], dist_info: str, hash_name: str = "sha256"
+) -> dict[str, bytes]:
+    """*files* plus a RECORD at ``<dist_info>/RECORD`` listing every one of them correctly."""
+    rows = [record_row(name, data, hash_name) for name, data in files.items()]
+    rows.append((f"{dist_info}/RECORD", "", ""))
+    return {**files, f"{dist_info}/RECORD": record_bytes(rows)}
+
+
+def wheel_files(
+    name: str,
+    version: str,
+    files: Mapping[str, bytes],
+    *,
+    data: Mapping[str, bytes] | None = None,
+    entry_points: str | None = None,
+    requires: Iterable[str] = (),
+    requires_python: str | None = None,
+    tag: str = "py3-none-any",
+    purelib: bool = True,
+) -> dict[str, bytes]:
+    """Everything a valid wheel holds: *files* at the root, *data* below ``.data/``, and
+    METADATA, WHEEL, entry_points.txt and a correct RECORD in ``.dist-info``."""
+    dist_info = f"{name}-{version}.dist-info"
+    content = dict(files)
+    for key, value in (data or {}).items():
+        content[f"{name}-{version}.data/{key}"] = value
+    metadata = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {name} for tests\n"
+    )
+    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    if requires_python is not None:
+        metadata += f"Requires-Python: {requires_python}\n"
+    content[f"{dist_info}/METADATA"] = metadata.encode()
+    content[f"{dist_info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {str(purelib).lower()}\n"
+        f"Tag: {tag}\n"
+    ).encode()
+    if entry_points is not None:
+        content[f"{dist_info}/entry_points.txt"] = entry_points.encode()
+    return with_record(content, dist_info)
+
+
+def build_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    files: Mapping[str, bytes],
+    *,
+    modes: Mapping[str, int] | None = None,
+    tag: str = "py3-none-any",
+    **kwargs: Any,
+) -> Path:
+    """A valid wheel file in *directory* (see :func:`wheel_files` for the keywords)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    content = wheel_files(name, version, files, tag=tag, **kwargs)
+    return make_wheel(directory / f"{name}-{version}-{tag}.whl", content, modes=modes)
