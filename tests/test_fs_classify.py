@@ -57,8 +57,10 @@ def test_windows_dir_not_empty_is_transient_only_for_rmdir(op: Op, target: Targe
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
+        (Target.OWN_FILE, TRANSIENT),  # a file we just wrote: a scanner, never an ACL
         (Target.FILE, BRIEF),
         (Target.DIRECTORY, PERMANENT),
+        (Target.EMPTIED_DIRECTORY, PERMANENT),
         (Target.READONLY_FILE, PERMANENT),
         (Target.MISSING, PERMANENT),
         (Target.UNKNOWN, PERMANENT),
@@ -123,7 +125,19 @@ def test_make_error_carries_winerror_and_path() -> None:
     ],
 )
 def test_posix_table(code: int, expected: Transience, op: Op, target: Target) -> None:
+    if code == errno.EEXIST and op is Op.RMDIR and target is Target.EMPTIED_DIRECTORY:
+        expected = TRANSIENT  # see the next test
     assert classify(posix(code), op, target) is expected
+
+
+@pytest.mark.parametrize("code", [errno.ENOTEMPTY, errno.EEXIST])
+def test_not_empty_is_a_lock_only_for_a_directory_just_emptied(code: int) -> None:
+    """rmtree removed every entry, yet rmdir says "not empty": an NFS silly-rename (or, with
+    WinError 145, a delete-pending child) that goes away once the other handle closes."""
+    assert classify(posix(code), Op.RMDIR, Target.EMPTIED_DIRECTORY) is TRANSIENT
+    assert classify(posix(code), Op.RMDIR, Target.DIRECTORY) is PERMANENT
+    assert classify(posix(code), Op.RMDIR) is PERMANENT
+    assert classify(posix(code), Op.UNLINK, Target.EMPTIED_DIRECTORY) is PERMANENT
 
 
 def test_posix_subclasses_classified_by_errno() -> None:
@@ -143,7 +157,7 @@ def test_default_policy_values() -> None:
     policy = RetryPolicy()
     assert policy.timeout == DEFAULT_TIMEOUT == 10.0
     assert 0 < policy.first_delay <= policy.max_delay
-    assert policy.brief_timeout <= policy.timeout
+    assert policy.budget(brief=True) == 1.0 <= policy.timeout
 
 
 @pytest.mark.parametrize(
@@ -217,6 +231,16 @@ def test_policy_is_frozen_and_with_timeout_copies() -> None:
     assert policy.timeout == DEFAULT_TIMEOUT
     with pytest.raises(ValueError):
         policy.with_timeout(-1.0)
+
+
+def test_brief_budget_follows_the_timeout() -> None:
+    """A tenth of the budget, at least 1 s, never more than the budget: raising
+    --lock-timeout for a slow scanner raises the brief budget too."""
+    assert RetryPolicy(timeout=10.0).budget(brief=True) == 1.0
+    assert RetryPolicy(timeout=60.0).budget(brief=True) == 6.0
+    assert RetryPolicy(timeout=3.0).budget(brief=True) == 1.0
+    assert RetryPolicy(timeout=0.5).budget(brief=True) == 0.5
+    assert RetryPolicy(timeout=0.0).budget(brief=True) == 0.0
 
 
 def test_budget() -> None:

@@ -514,6 +514,25 @@ def test_a_windows_sharing_violation_for_ever_in_process(
     assert_same(snapshot(ivenv.root), before, "after a lock timeout")
 
 
+def test_access_denied_on_a_freshly_written_script_is_waited_out(
+    ivenv: InProcessVenv,
+    crash_wheels: dict[int, list[Path]],
+    fake_clock: FakeClock,
+    injector: FaultInjector,
+) -> None:
+    """The founding failure: an EDR holds the launcher stalwart has just written, and moving it
+    into place gives WinError 5 for 3 s. With --lock-timeout 10 that is waited out, though
+    code 5 on files stalwart did not write gets only the brief budget (1 s here)."""
+    fault = injector.fail(Op.REPLACE, "*/bin/alpha-cli", winerror=5, seconds=3.0)
+    with fs.settings(timeout=10.0):
+        result = install(crash_wheels[1], ivenv.env, NO_COMPILE)
+    assert [d.name for d in result.changed] == ["alpha", "bravo", "charlie"]
+    assert fault.hits > 1
+    assert 3.0 <= fake_clock.now < 10.0
+    assert (ivenv.root / "bin" / "alpha-cli").is_file()
+    assert not leftovers(ivenv.root)
+
+
 # == 3. a late failure rolls an upgrade back ======================================================
 
 LAST_RECORD = "*/charlie-2.0.dist-info/RECORD"  # the last file the upgrade moves into place
@@ -1061,7 +1080,7 @@ def test_unlink_of_a_running_exe_moves_it_to_the_trash(
     assert not exe.exists()
     assert Path(moved).parent == trash
     assert Path(moved).read_bytes() == b"MZ running"
-    assert 0 < fake_clock.now <= fs.RetryPolicy().brief_timeout + 1  # access denied: brief
+    assert 0 < fake_clock.now <= fs.RetryPolicy().budget(brief=True) + 1  # access denied: brief
     # Still running: the trash keeps it.
     assert fs.empty_trash(trash) == [moved]
     assert Path(moved).is_file()

@@ -25,6 +25,7 @@ from stalwart.bytecode import Compiler, Source
 from stalwart.environment import Environment
 from stalwart.errors import UsageError
 from stalwart.installed import Installed, find_installed
+from stalwart.paths import PathKeys
 from stalwart.plan import WheelPlan, plan_wheel
 from stalwart.results import Action, CommandResult, DistResult
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
@@ -122,6 +123,7 @@ def _install_locked(
         return
     safety.check_destinations(plans, env)
     removals = uninstall.plan_removals(list(previous.values()), installed, env)
+    keys = PathKeys()
     total = sum(len(p.files) for p in plans)
     done = 0
 
@@ -149,7 +151,7 @@ def _install_locked(
                 staged,
                 installed,
                 replacing=previous,
-                removing={os.path.normcase(f) for r in removals for f in r.files},
+                removing={keys.key(f) for r in removals for f in r.files},
                 allow_overwrite=options.allow_overwrite,
             )
             if progress is not None:

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import TextIO
 
 from stalwart.errors import NotInstalledError
+from stalwart.paths import PathKey, PathKeys
 from stalwart.wheel.headers import Headers, parse_headers
 from stalwart.wheel.record import RecordEntry, parse_record
 
@@ -139,12 +140,14 @@ def require(installed: dict[str, Installed], names: Sequence[str]) -> list[Insta
     return [installed[name] for name in wanted]
 
 
-def file_owners(dists: Iterable[Installed]) -> dict[str, list[tuple[Installed, RecordEntry]]]:
-    """Which distributions list each file in their RECORD (with the row), by ``normcase``d
-    absolute path."""
-    owners: dict[str, list[tuple[Installed, RecordEntry]]] = {}
+def file_owners(
+    dists: Iterable[Installed], keys: PathKeys
+) -> dict[PathKey, list[tuple[Installed, RecordEntry]]]:
+    """Which distributions list each file in their RECORD (with the row), by path identity:
+    ``lib64/...`` and ``lib/...`` rows name one file."""
+    owners: dict[PathKey, list[tuple[Installed, RecordEntry]]] = {}
     for dist in dists:
         for entry in dist.record:
-            key = os.path.normcase(record_path_to_abs(dist.lib_dir, entry.path))
-            owners.setdefault(key, []).append((dist, entry))
+            ident = keys.key(record_path_to_abs(dist.lib_dir, entry.path))
+            owners.setdefault(ident, []).append((dist, entry))
     return owners

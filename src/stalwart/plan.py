@@ -7,14 +7,16 @@ path. Staging it is :mod:`stalwart.staging`'s job, committing it :mod:`stalwart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stalwart import scripts
 from stalwart.errors import InvalidWheelError
-from stalwart.paths import is_within
+from stalwart.paths import PathKey, PathKeys, is_within
 
 if TYPE_CHECKING:
     from stalwart.environment import Environment
@@ -86,7 +88,7 @@ def plan_wheel(
     dist_info_dir = os.path.join(lib_dir, wheel.dist_info)
     problems: list[str] = []
     actions: list[FileAction] = []
-    state_dir = os.path.normcase(os.path.normpath(env.state_dir))
+    keys = PathKeys()
     skip = {f"{wheel.dist_info}/{n}" for n in ("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER")}
     data_prefix = wheel.data_dir + "/"
     for entry in wheel.files:
@@ -110,9 +112,9 @@ def plan_wheel(
         if not is_within(os.path.normpath(root), dest):
             problems.append(f"{name}: would be written outside {root}")
             continue
-        if is_within(state_dir, os.path.normcase(dest)):
-            # A planted journal there would be replayed by the next command's recovery.
-            problems.append(f"{name}: would be written into stalwart's own state directory")
+        problem = _foreign_place(keys, env, wheel, dest)
+        if problem is not None:
+            problems.append(f"{name}: {problem}")
             continue
         actions.append(
             Extract(
@@ -132,7 +134,7 @@ def plan_wheel(
             # script_specs knows only the text: name the wheel, like every other problem here.
             problems.extend(f"{wheel.dist_info}/entry_points.txt: {p}" for p in exc.problems)
             specs = []
-        for spec in specs:
+        for spec in _versioned_scripts(specs, wheel.name, env.version):
             for rel, content, _mode in scripts.script_files(
                 spec, env.executable, windows=env.windows, arch=arch
             ):
@@ -148,13 +150,60 @@ def plan_wheel(
                 content=json.dumps(direct_url, sort_keys=True).encode("utf-8"),
             )
         )
-    seen: dict[str, str] = {}
+    seen: dict[PathKey, str] = {keys.key(os.path.join(dist_info_dir, "RECORD")): "RECORD"}
     for action in actions:
-        key = os.path.normcase(action.dest)
+        ident = keys.key(action.dest)  # two spellings of one file (lib64/...) are one path
         what = action.member if isinstance(action, Extract) else action.dest
-        if key in seen:
-            problems.append(f"{what} and {seen[key]} go to the same path")
-        seen[key] = what
+        if ident in seen:
+            problems.append(f"{what} and {seen[ident]} go to the same path")
+        seen[ident] = what
     if problems:
         raise InvalidWheelError(wheel.path, problems)
     return WheelPlan(wheel, lib_dir, dist_info_dir, tuple(actions))
+
+
+def _foreign_place(keys: PathKeys, env: Environment, wheel: Wheel, dest: str) -> str | None:
+    """Why *dest* is no place for a wheel's file, compared by identity, not spelling.
+
+    - stalwart's state directory: a planted journal would be replayed by the next command's
+      recovery (a venv's ``lib64`` symlink once made a ``.data/data`` path a way in);
+    - a ``.dist-info`` directory in site-packages other than the wheel's own: it would claim
+      to be another distribution, and its RECORD could make uninstall keep this wheel's files.
+    """
+    if keys.within(env.state_dir, dest):
+        return "would be written into stalwart's own state directory"
+    own = wheel.dist_info.casefold()
+    for lib_dir in env.lib_dirs:
+        entry = keys.entry_below(lib_dir, dest)
+        if entry and entry.casefold().endswith(".dist-info") and entry.casefold() != own:
+            return (
+                f"would create {entry} in {lib_dir}: a wheel may ship only its own "
+                f".dist-info directory ({wheel.dist_info})"
+            )
+    return None
+
+
+_VERSIONED = {"pip": "pip", "setuptools": "easy_install"}
+
+
+def _versioned_scripts(
+    specs: list[scripts.ScriptSpec], dist: str, version: tuple[int, int, int]
+) -> list[scripts.ScriptSpec]:
+    """pip's versioned entry points rewritten for the *target* interpreter, as pip and uv do.
+
+    pip's wheel names ``pip3.12`` after the Python that built it; installed for 3.11 it must
+    provide ``pip``, ``pip3`` and ``pip3.11`` instead (likewise ``easy_install`` of old
+    setuptools).
+    """
+    base = _VERSIONED.get(dist)
+    if base is None:
+        return specs
+    main = next((s for s in specs if s.name == base and not s.gui), None)
+    if main is None:
+        return specs
+    pattern = re.compile(rf"{re.escape(base)}-?\d+(\.\d+)?")
+    kept = [s for s in specs if s.gui or not pattern.fullmatch(s.name)]
+    suffixes = (f"{version[0]}", f"{version[0]}.{version[1]}")
+    sep = "-" if base == "easy_install" else ""
+    extra = [dataclasses.replace(main, name=f"{base}{sep}{v}") for v in suffixes]
+    return kept + extra

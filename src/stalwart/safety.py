@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from stalwart.environment import Environment
 from stalwart.errors import ConflictError, ExternallyManagedError, TargetEnvironmentError
 from stalwart.installed import Installed, file_owners
-from stalwart.paths import is_within
+from stalwart.paths import PathKey, PathKeys, walk
 from stalwart.plan import WheelPlan
 from stalwart.staging import StagedFile, StagedWheel
 from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, hash_file
@@ -44,39 +44,47 @@ def check_externally_managed(env: Environment, *, override: bool = False) -> Non
 def check_destinations(plans: list[WheelPlan], env: Environment) -> None:
     """Refuse wheels that would overwrite stalwart itself or the interpreter's own files, or
     write through a symlink that leads out of the environment (uninstall would then refuse
-    to remove what install put there)."""
-    stdlib = {os.path.realpath(env.stdlib), os.path.realpath(env.platstdlib)}
-    # In a virtual environment platstdlib contains site-packages: those are not protected.
-    allowed = {os.path.realpath(d) for d in env.lib_dirs}
-    own = os.path.realpath(os.path.dirname(__file__))
-    exe = {os.path.realpath(sys.executable), os.path.realpath(env.executable)}
-    exe_names = {os.path.basename(p) for p in (*exe, sys.executable, env.executable)}
-    inside = {os.path.realpath(d) for d in env.roots}
+    to remove what install put there). Places are compared by identity
+    (:class:`~stalwart.paths.PathKeys`), each directory once."""
+    keys = PathKeys()
+    stdlib = (env.stdlib, env.platstdlib)
+    own = os.path.dirname(os.path.abspath(__file__))
+    exe_ids = {i for i in (_file_id(sys.executable), _file_id(env.executable)) if i is not None}
+    exe_names = {os.path.basename(p) for p in (sys.executable, env.executable)}
+    exe_names |= {os.path.basename(os.path.realpath(p)) for p in (sys.executable, env.executable)}
     problems: list[str] = []
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
-            real = os.path.realpath(parent)
-            if not any(is_within(root, real) for root in inside):
+            if not any(keys.dir_within(root, parent) for root in env.roots):
                 problems.append(
                     f"{plan.wheel.filename} writes into {parent}, which leads outside the "
-                    f"environment (to {real})"
+                    f"environment (to {os.path.realpath(parent)})"
                 )
                 break
-            if is_within(own, real) or (
-                any(is_within(p, real) for p in stdlib)
-                and not any(is_within(a, real) for a in allowed)
-            ):
+            # In a virtual environment platstdlib contains site-packages: those are allowed.
+            in_stdlib = any(keys.dir_within(p, parent) for p in stdlib) and not any(
+                keys.dir_within(lib, parent) for lib in env.lib_dirs
+            )
+            if keys.dir_within(own, parent) or in_stdlib:
                 problems.append(f"{plan.wheel.filename} writes into {parent}, which is protected")
                 break
         problems.extend(
             f"{plan.wheel.filename} would overwrite the interpreter {action.dest}"
             for action in plan.files
-            # realpath only for files named like an interpreter: it costs a syscall per part
+            # stat only files named like an interpreter: one syscall each
             if _interpreter_like(os.path.basename(action.dest), exe_names)
-            and os.path.realpath(action.dest) in exe
+            and _file_id(action.dest) in exe_ids
         )
     if problems:
         raise TargetEnvironmentError(problems)
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _interpreter_like(name: str, exe_names: set[str]) -> bool:
@@ -88,7 +96,7 @@ def check_conflicts(
     installed: dict[str, Installed],
     *,
     replacing: Iterable[str],
-    removing: set[str],
+    removing: set[PathKey],
     allow_overwrite: bool,
 ) -> None:
     """Refuse what the new files would clobber; raises :class:`ConflictError` listing all.
@@ -100,14 +108,16 @@ def check_conflicts(
       (refused even with ``--allow-overwrite``: its contents would be deleted, not overwritten).
 
     *replacing* names the distributions this command replaces (their files are not foreign);
-    *removing* holds the ``normcase``d paths their removal takes away. Digests computed while
-    staging are compared, never files read again.
+    *removing* holds the identities of the paths their removal takes away. Paths are compared
+    by identity (:mod:`stalwart.paths`), digests computed while staging are compared, and no
+    file of the environment is opened.
     """
+    keys = PathKeys()
     problems: list[str] = []
-    claimed: dict[str, tuple[StagedWheel, StagedFile]] = {}
+    claimed: dict[PathKey, tuple[StagedWheel, StagedFile]] = {}
     for wheel in staged:
         for item in wheel.files:
-            first = claimed.setdefault(os.path.normcase(item.dest), (wheel, item))
+            first = claimed.setdefault(keys.key(item.dest), (wheel, item))
             if first[1] is item or allow_overwrite or _same_record(first[1].record, item):
                 continue
             problems.append(
@@ -117,18 +127,18 @@ def check_conflicts(
     existing = [f for wheel in staged for f in wheel.files if os.path.lexists(f.dest)]
     for item in existing:
         if os.path.isdir(item.dest) and not os.path.islink(item.dest):
-            kept = _first_kept_file(item.dest, removing)
+            kept = _first_kept_entry(item.dest, removing, keys)
             if kept is not None:
                 problems.append(
                     f"{item.dest} is a directory that holds {kept}; a file cannot replace it"
                 )
     if existing and not allow_overwrite:
         skip = set(replacing)
-        owners = file_owners(d for d in installed.values() if d.name not in skip)
+        owners = file_owners((d for d in installed.values() if d.name not in skip), keys)
         for item in existing:
             differing = sorted(
                 f"{owner.display_name} {owner.version}"
-                for owner, entry in owners.get(os.path.normcase(item.dest), ())
+                for owner, entry in owners.get(keys.key(item.dest), ())
                 if not _same_record(entry, item)
             )
             if differing:
@@ -157,11 +167,15 @@ def _same_record(entry: RecordEntry, item: StagedFile) -> bool:
         return False
 
 
-def _first_kept_file(directory: str, removing: set[str]) -> str | None:
-    """A file below *directory* that this command does not remove, if there is one."""
-    for dirpath, _dirnames, filenames in os.walk(directory):
+def _first_kept_entry(directory: str, removing: set[PathKey], keys: PathKeys) -> str | None:
+    """Something below *directory* this command does not remove, if there is anything: a file
+    it does not remove, a symlink (of the user's: pip and uv refuse too), or an empty
+    directory. Only a directory holding nothing but files being removed may become a file."""
+    for dirpath, dirnames, filenames in walk(directory):
+        if not dirnames and not filenames and dirpath != directory:
+            return dirpath + os.sep
         for name in filenames:
             path = os.path.join(dirpath, name)
-            if os.path.normcase(path) not in removing:
+            if os.path.islink(path) or keys.key(path) not in removing:
                 return path
     return None

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from stalwart.environment import Environment
 from stalwart.errors import UninstallError
 from stalwart.installed import Installed, find_installed, record_path_to_abs, require
-from stalwart.paths import is_within
+from stalwart.paths import PathKey, PathKeys, is_within, walk
 from stalwart.results import Action, CommandResult, DistResult
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
 from stalwart.transaction import Transaction
@@ -46,34 +46,41 @@ def plan_removal(
     dist: Installed,
     roots: list[str],
     stop_dirs: list[str],
-    keep: frozenset[str] = frozenset(),
-    protected: frozenset[str] = frozenset(),
+    keep: Container[PathKey] = frozenset(),
+    protected: Container[tuple[int, int]] = frozenset(),
+    *,
+    state_dir: str | None = None,
 ) -> Removal:
-    """Plan the removal of *dist*; every path must lie below one of *roots* once resolved.
+    """Plan the removal of *dist*; every path must lie in one of *roots*, by identity.
 
-    *stop_dirs* (site-packages, scripts, ...) are never pruned themselves. *keep* holds
-    ``normcase``d paths that other installed distributions still list in their RECORD (a shared
-    namespace ``__init__.py``): pip deletes those, breaking the other distribution; we keep them.
-    *protected* (``normcase``d real paths: the interpreter) makes the whole removal refused.
+    *stop_dirs* (site-packages, scripts, ...) are never pruned themselves. *keep* holds the
+    identities (:class:`~stalwart.paths.PathKeys`) of paths that other installed distributions
+    still list in their RECORD (a shared namespace ``__init__.py``): pip deletes those,
+    breaking the other distribution; we keep them. *protected* holds the ``(st_dev, st_ino)``
+    of the interpreter(s): a RECORD naming one makes the whole removal refused, as does one
+    naming anything in stalwart's *state_dir*.
     """
-    real_roots = [os.path.realpath(r) for r in roots]
+    keys = PathKeys()
     # Without a complete RECORD the distribution's files are unknown: removing only what is
     # listed would orphan the rest (pip refuses too).
     problems: list[str] = list(dist.record_problems)
     # The .dist-info itself is walked below: it must not lead out of the environment either.
-    if not any(is_within(root, os.path.realpath(dist.dist_info)) for root in real_roots):
+    if not any(keys.within(root, os.path.realpath(dist.dist_info)) for root in roots):
         problems.append(f"{dist.dist_info} resolves outside the environment")
     files: dict[str, None] = {}
+    seen: set[PathKey] = set()
     listed_dirs: dict[str, None] = {}
     for entry in dist.record:
         path = record_path_to_abs(dist.lib_dir, entry.path)
-        # realpath of the parent: the file itself may be a symlink we are allowed to remove,
-        # but no directory on the way may lead outside the environment.
-        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-        if not any(is_within(root, real) for root in real_roots):
+        # No directory on the way may lead outside the environment; the file itself may be a
+        # symlink, which is removed, never followed.
+        if not any(keys.within(root, path) for root in roots):
             problems.append(f"RECORD entry {entry.path!r} resolves outside the environment")
             continue
-        if protected and os.path.normcase(os.path.realpath(path)) in protected:
+        if state_dir is not None and keys.within(state_dir, path):
+            problems.append(f"RECORD entry {entry.path!r} is in stalwart's state directory")
+            continue
+        if protected and _file_id(path) in protected:
             problems.append(f"RECORD entry {entry.path!r} is the environment's interpreter")
             continue
         if os.path.isdir(path) and not os.path.islink(path):
@@ -82,8 +89,10 @@ def plan_removal(
             # interpreter), so it is only dropped if it ends up empty, like any parent.
             listed_dirs[path] = None
             continue
-        if os.path.normcase(path) in keep:
-            continue
+        ident = keys.key(path)
+        if ident in keep or ident in seen:
+            continue  # another distribution's file, or this one under a second spelling
+        seen.add(ident)
         files[path] = None
         if path.endswith(".py"):
             for pyc in _pycache_entries(path):
@@ -92,7 +101,9 @@ def plan_removal(
         raise UninstallError(
             problems, subject=f"refusing to uninstall {dist.display_name} {dist.version}"
         )
-    for dirpath, _dirnames, filenames in os.walk(dist.dist_info):
+    info_dirs: list[str] = []
+    for dirpath, _dirnames, filenames in walk(dist.dist_info):
+        info_dirs.append(dirpath)
         for name in filenames:
             files[os.path.join(dirpath, name)] = None
     stops = {os.path.normpath(d) for d in stop_dirs}
@@ -104,20 +115,29 @@ def plan_removal(
                 break
             prune[parent] = None
             parent = os.path.dirname(parent)
-    for dirpath, _dirnames, _filenames in os.walk(dist.dist_info, topdown=False):
-        prune[dirpath] = None
+    prune.update(dict.fromkeys(info_dirs))
     ordered = sorted(prune, key=lambda p: (-p.count(os.sep), p))
     return Removal(dist, tuple(files), tuple(ordered))
 
 
-def interpreter_paths(*executables: str) -> frozenset[str]:
-    """``normcase``d real paths of *executables*, for :func:`plan_removal`'s *protected*."""
-    return frozenset(os.path.normcase(os.path.realpath(e)) for e in executables)
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
-def files_owned_by(dists: list[Installed]) -> frozenset[str]:
-    """``normcase``d absolute paths listed in the RECORDs of *dists*."""
-    return frozenset(os.path.normcase(p) for d in dists for p in d.files())
+def interpreter_paths(*executables: str) -> frozenset[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of *executables* (links followed), for *protected*: a hard link
+    or another spelling of the interpreter is still the interpreter."""
+    return frozenset(i for i in map(_file_id, executables) if i is not None)
+
+
+def files_owned_by(dists: Iterable[Installed], keys: PathKeys | None = None) -> set[PathKey]:
+    """Identities of the paths listed in the RECORDs of *dists*."""
+    keys = keys or PathKeys()
+    return {keys.key(p) for d in dists for p in d.files()}
 
 
 def _pycache_entries(py_path: str) -> list[str]:
@@ -135,11 +155,27 @@ def _pycache_entries(py_path: str) -> list[str]:
 def plan_removals(
     leaving: Sequence[Installed], installed: dict[str, Installed], env: Environment
 ) -> list[Removal]:
-    """Removals of *leaving*, keeping files the distributions that stay still list."""
+    """Removals of *leaving*, keeping files the distributions that stay still list.
+
+    A distribution that stays only counts as an owner if it is real: one whose ``.dist-info``
+    is itself a file of a leaving distribution (a wheel that shipped a second dist-info
+    claiming its own files) cannot make uninstall keep them.
+    """
+    keys = PathKeys()
     names = {d.name for d in leaving}
-    keep = files_owned_by([d for d in installed.values() if d.name not in names])
+    leaving_files = files_owned_by(leaving, keys)
+    staying = [
+        d
+        for d in installed.values()
+        if d.name not in names
+        and keys.key(os.path.join(d.dist_info, "RECORD")) not in leaving_files
+    ]
+    keep = files_owned_by(staying, keys)
     protected = interpreter_paths(env.executable, sys.executable)
-    return [plan_removal(d, env.roots, env.stop_dirs, keep, protected) for d in leaving]
+    return [
+        plan_removal(d, env.roots, env.stop_dirs, keep, protected, state_dir=env.state_dir)
+        for d in leaving
+    ]
 
 
 def schedule(removals: Sequence[Removal], txn: Transaction) -> None:

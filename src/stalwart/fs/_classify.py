@@ -48,8 +48,10 @@ class Target(enum.Enum):
     """What the path an operation failed on is, as far as the retry loop could tell."""
 
     FILE = "file"  # a regular file that is not read-only
+    OWN_FILE = "own-file"  # a file this process created moments ago (staged, temporary, ...)
     READONLY_FILE = "readonly-file"
     DIRECTORY = "directory"
+    EMPTIED_DIRECTORY = "emptied-directory"  # rmtree has just removed everything in it
     MISSING = "missing"
     UNKNOWN = "unknown"
 
@@ -65,6 +67,7 @@ class Transience(enum.Enum):
 _DIRECTORY_REMOVAL = frozenset({Op.RMDIR})
 _POSIX_TRANSIENT = frozenset({errno.EBUSY, errno.ETXTBSY})
 _POSIX_BRIEF = frozenset({errno.EMFILE, errno.ENFILE})
+_NOT_EMPTY = frozenset({errno.ENOTEMPTY, errno.EEXIST})
 
 
 def classify(exc: OSError, op: Op, target: Target = Target.UNKNOWN) -> Transience:
@@ -77,6 +80,10 @@ def classify(exc: OSError, op: Op, target: Target = Target.UNKNOWN) -> Transienc
     if winerror is not None:
         return _classify_windows(winerror, op, target)
     code = exc.errno
+    if target is Target.EMPTIED_DIRECTORY and op in _DIRECTORY_REMOVAL and code in _NOT_EMPTY:
+        # Every entry was just removed, yet the directory is "not empty": an NFS client's
+        # silly-renamed .nfsXXXX file for a handle still open elsewhere, gone once it closes.
+        return Transience.TRANSIENT
     if code in _POSIX_TRANSIENT:
         return Transience.TRANSIENT
     if code in _POSIX_BRIEF:
@@ -93,9 +100,13 @@ def _classify_windows(winerror: int, op: Op, target: Target) -> Transience:
         return Transience.TRANSIENT if op in _DIRECTORY_REMOVAL else Transience.PERMANENT
     if winerror == WIN_ACCESS_DENIED:
         # Access denied is what a delete-pending or scanner-mapped *file* gives, but it is also
-        # a real ACL denial or a directory in the way. Only the first can end by itself, so wait
-        # only when the target is a plain file whose read-only attribute we already cleared,
-        # and then only briefly (uv retries code 5 for its full budget: astral-sh/uv#9216).
+        # a real ACL denial or a directory in the way. No ACL can have denied us a file we
+        # created moments ago: on one of those it is a scanner (the founding failure: an EDR
+        # holding a freshly written launcher), worth the full budget. On any other plain file
+        # whose read-only attribute we already cleared it is worth a brief wait (uv retries
+        # code 5 for its full budget on every file: astral-sh/uv#9216).
+        if target is Target.OWN_FILE:
+            return Transience.TRANSIENT
         if target is Target.FILE:
             return Transience.BRIEF
         return Transience.PERMANENT

@@ -17,8 +17,8 @@ from typing import Self
 from stalwart.errors import LockTimeoutError
 
 from . import _prims as P
-from ._classify import Op
-from ._retry import retry
+from ._classify import Op, Target
+from ._retry import _fresh, remember_fresh, retry
 
 __all__ = [
     "StrPath",
@@ -75,6 +75,8 @@ def replace(src: StrPath, dst: StrPath) -> None:
         P.replace(src, dst)
     except OSError as exc:
         retry(Op.REPLACE, (_s(src), _s(dst)), P.replace, exc, src, dst)
+    if _s(src) in _fresh:  # our new file has a new name: still ours (_retry.remember_fresh)
+        remember_fresh(_s(dst))
 
 
 def _rename_no_clobber(src: StrPath, dst: StrPath) -> None:
@@ -94,6 +96,8 @@ def rename(src: StrPath, dst: StrPath) -> None:
         raise
     except OSError as exc:
         retry(Op.RENAME, (_s(src), _s(dst)), _rename_no_clobber, exc, src, dst)
+    if _s(src) in _fresh:
+        remember_fresh(_s(dst))
 
 
 _pid = os.getpid()
@@ -138,6 +142,7 @@ class FileWriter:
     def __init__(self, path: StrPath, *, exclusive: bool = False, mode: int = 0o666) -> None:
         self.path = _s(path)
         self._fd = _open(path, _CREATE_EXCL_FLAGS if exclusive else _CREATE_FLAGS, mode)
+        remember_fresh(self.path)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         written = P.write(self._fd, data)
@@ -194,6 +199,7 @@ def write_atomic(path: StrPath, data: bytes, mode: int | None = None, durable: b
         tmp, fd = _open_temp(target)
     except OSError as exc:
         fd = retry(Op.OPEN, (tmp,), P.open, exc, tmp, _CREATE_EXCL_FLAGS, 0o666)
+    remember_fresh(tmp)
     try:
         written = P.write(fd, data)
         if written < len(data):
@@ -215,6 +221,7 @@ def write_atomic(path: StrPath, data: bytes, mode: int | None = None, durable: b
     except BaseException:
         unlink(tmp, missing_ok=True)
         raise
+    remember_fresh(target)
 
 
 def sync_directory(path: StrPath) -> None:
@@ -261,6 +268,7 @@ def _copy(src: StrPath, dst: StrPath) -> None:
 
 def copy(src: StrPath, dst: StrPath) -> None:
     """Copy the file *src* to the file path *dst*, keeping its permission bits."""
+    remember_fresh(_s(dst))
     try:
         _copy(src, dst)
     except OSError as exc:
@@ -276,6 +284,7 @@ def _link_unsupported(exc: OSError) -> bool:
 
 def link(src: StrPath, dst: StrPath) -> bool:
     """Hard-link *src* at *dst*; copy instead where links are impossible. True if linked."""
+    remember_fresh(_s(dst))
     try:
         P.link(src, dst)
     except FileExistsError:
@@ -342,6 +351,10 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
 
     A file or directory that stays locked past the budget is moved into *trash* (when given)
     and removal goes on; the paths moved there are returned. Symlinks are removed, not followed.
+    Iterative, so no depth of nesting a wheel can ship makes it fail. A directory it has just
+    emptied that still reports "not empty" is waited for like a lock: on Windows a child is
+    delete-pending while a scanner holds it (WinError 145), on NFS a silly-renamed file of a
+    handle still open elsewhere.
     """
     trashed: list[str] = []
     top = _s(path)
@@ -359,29 +372,46 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
 
 
 def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
-    with P.scandir(top) as it:
-        entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
-    for entry, is_dir in entries:
-        if is_dir and _is_reparse_point(entry):
-            rmdir(entry)  # a junction: remove the link, never what it points to
-            continue
-        if is_dir:
-            _rmtree(entry, trash, trashed)
+    stack: list[tuple[str, bool]] = [(top, False)]  # (directory, its entries are gone)
+    while stack:
+        directory, emptied = stack.pop()
+        if emptied:
+            _remove_emptied(directory, trash, trashed)
             continue
         try:
-            unlink(entry, missing_ok=True)
-        except LockTimeoutError:
-            if trash is None:
-                raise
-            trashed.append(move_to_trash(entry, trash))
+            with P.scandir(directory) as it:
+                entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
+        except FileNotFoundError:
+            continue
+        stack.append((directory, True))
+        for entry, is_dir in entries:
+            if is_dir and _is_reparse_point(entry):
+                rmdir(entry)  # a junction: remove the link, never what it points to
+            elif is_dir:
+                stack.append((entry, False))
+            else:
+                try:
+                    unlink(entry, missing_ok=True)
+                except LockTimeoutError:
+                    if trash is None:
+                        raise
+                    trashed.append(move_to_trash(entry, trash))
+
+
+def _remove_emptied(directory: str, trash: str | None, trashed: list[str]) -> None:
     try:
-        rmdir(top)
+        try:
+            P.rmdir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            retry(Op.RMDIR, (directory,), P.rmdir, exc, directory, target=Target.EMPTIED_DIRECTORY)
     except FileNotFoundError:
         pass
     except LockTimeoutError:
         if trash is None:
             raise
-        trashed.append(move_to_trash(top, trash))
+        trashed.append(move_to_trash(directory, trash))
 
 
 def empty_trash(trash: StrPath) -> list[str]:
@@ -405,23 +435,25 @@ def empty_trash(trash: StrPath) -> list[str]:
 
 
 def _remove_now(path: str) -> bool:
-    """One attempt, no retry, at removing *path* and everything below it."""
-    try:
-        is_dir = stat.S_ISDIR(os.lstat(path).st_mode) and not _is_reparse_point(path)
-        if is_dir:
-            with P.scandir(path) as it:
-                children = [e.path for e in it]
-            removed = [_remove_now(child) for child in children]  # try every child
-            if not all(removed):
-                return False
-            P.rmdir(path)
-        else:
-            P.unlink(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True
+    """One attempt, no retry, at removing *path* and everything below it (iteratively)."""
+    ok = True
+    stack: list[tuple[str, bool]] = [(path, False)]
+    while stack:
+        entry, emptied = stack.pop()
+        try:
+            if emptied:
+                P.rmdir(entry)
+            elif stat.S_ISDIR(os.lstat(entry).st_mode) and not _is_reparse_point(entry):
+                stack.append((entry, True))
+                with P.scandir(entry) as it:
+                    stack.extend((child.path, False) for child in it)  # try every child
+            else:
+                P.unlink(entry)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            ok = False
+    return ok
 
 
 _NOT_EMPTY_ERRNOS = frozenset({errno.ENOTEMPTY, errno.EEXIST})
@@ -468,36 +500,44 @@ def _is_reparse_point(path: str) -> bool:
     return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400))
 
 
-def _mkdir_tree(path: StrPath, mode: int) -> None:
-    """``mkdir`` with missing parents, the unit the retry loop repeats for :func:`makedirs`."""
+def _mkdir_one(path: StrPath, mode: int) -> None:
+    """``mkdir``, where a directory that appeared meanwhile is fine: the unit retried."""
     try:
         P.mkdir(path, mode)
     except FileExistsError:
         if not os.path.isdir(path):
             raise
-    except FileNotFoundError:
-        parent = os.path.dirname(os.path.normpath(_s(path)))
-        if not parent or parent == _s(path):
-            raise
-        _mkdir_tree(parent, mode)
-        _mkdir_tree(path, mode)
 
 
 def makedirs(path: StrPath, mode: int = 0o777, exist_ok: bool = True) -> None:
-    """Create *path* and missing parents (``os.makedirs``), each ``mkdir`` retried on locks."""
+    """Create *path* and missing parents (``os.makedirs``), each ``mkdir`` retried on locks.
+
+    Missing parents are found walking up, then created shallowest first (no recursion: any
+    depth a wheel can ship works).
+    """
     try:
         P.mkdir(path, mode)
     except FileExistsError:
         if not exist_ok or not os.path.isdir(path):
             raise
     except FileNotFoundError:
-        parent = os.path.dirname(os.path.normpath(_s(path)))
-        if not parent or parent == _s(path):
-            raise
-        makedirs(parent, mode, exist_ok=True)
-        makedirs(path, mode, exist_ok=exist_ok)
+        missing = []
+        current = os.path.normpath(_s(path))
+        while not os.path.isdir(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                raise
+            current = parent
+        for directory in reversed(missing):
+            try:
+                _mkdir_one(directory, mode)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                retry(Op.MKDIR, (directory,), _mkdir_one, exc, directory, mode)
     except OSError as exc:
-        retry(Op.MKDIR, (_s(path),), _mkdir_tree, exc, path, mode)
+        retry(Op.MKDIR, (_s(path),), _mkdir_one, exc, path, mode)
 
 
 def chmod(path: StrPath, mode: int) -> None:

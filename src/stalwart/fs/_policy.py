@@ -10,13 +10,18 @@ from dataclasses import dataclass, replace
 __all__ = [
     "RetryPolicy",
     "DEFAULT_TIMEOUT",
-    "DEFAULT_BRIEF_TIMEOUT",
+    "MIN_BRIEF_TIMEOUT",
+    "BRIEF_FRACTION",
     "ENV_LOCK_TIMEOUT",
     "policy_from_env",
 ]
 
 DEFAULT_TIMEOUT = 10.0  # seconds; uv waits about as long in total for a locked launcher
-DEFAULT_BRIEF_TIMEOUT = 1.0  # seconds; for errors that may be real (access denied, EMFILE)
+#: Errors that may be real (access denied on a file stalwart did not just write, too many open
+#: files) get this fraction of the budget, at least MIN_BRIEF_TIMEOUT, never more than the
+#: budget itself: raising --lock-timeout for a slow scanner raises this too.
+BRIEF_FRACTION = 0.1
+MIN_BRIEF_TIMEOUT = 1.0
 ENV_LOCK_TIMEOUT = "STALWART_LOCK_TIMEOUT"
 
 
@@ -27,7 +32,9 @@ class RetryPolicy:
     ``timeout`` is a monotonic deadline per operation, measured from its first failure; 0 means
     "no retry". Sleeps start at ``first_delay``, grow by ``multiplier`` with +/- ``jitter``
     (a fraction) and never exceed ``max_delay``. Errors that could be real (Windows access
-    denied, too many open files) get at most ``brief_timeout``.
+    denied, too many open files) get the brief budget: ``brief_timeout`` if set, else
+    :data:`BRIEF_FRACTION` of ``timeout`` but at least :data:`MIN_BRIEF_TIMEOUT`; never more
+    than ``timeout``.
     """
 
     timeout: float = DEFAULT_TIMEOUT
@@ -35,11 +42,12 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_delay: float = 0.2
     jitter: float = 0.25
-    brief_timeout: float = DEFAULT_BRIEF_TIMEOUT
+    brief_timeout: float | None = None
 
     def __post_init__(self) -> None:
         # Written as "not (good)" so that NaN, for which every comparison is false, fails too.
-        if not (self.timeout >= 0 and self.brief_timeout >= 0):
+        brief = 0.0 if self.brief_timeout is None else self.brief_timeout
+        if not (self.timeout >= 0 and brief >= 0):
             raise ValueError("lock timeouts must be >= 0 seconds")
         if not (0 < self.first_delay <= self.max_delay < math.inf):
             raise ValueError("need 0 < first_delay <= max_delay < inf")
@@ -51,7 +59,11 @@ class RetryPolicy:
 
     def budget(self, brief: bool) -> float:
         """Seconds an operation may keep retrying, counted from its first failure."""
-        return min(self.timeout, self.brief_timeout) if brief else self.timeout
+        if not brief:
+            return self.timeout
+        if self.brief_timeout is not None:
+            return min(self.timeout, self.brief_timeout)
+        return min(self.timeout, max(MIN_BRIEF_TIMEOUT, self.timeout * BRIEF_FRACTION))
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Sleep before retry number *attempt* (1 = after the first failure), capped."""

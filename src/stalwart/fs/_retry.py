@@ -36,6 +36,9 @@ __all__ = [
     "configure",
     "settings",
     "retry",
+    "remember_fresh",
+    "is_fresh",
+    "forget_fresh",
 ]
 
 T = TypeVar("T")
@@ -214,13 +217,40 @@ def settings(
         _runtime = saved
 
 
+#: Files this process created (staged files, temporaries, launchers, RECORDs) and the names
+#: they were renamed to: an access-denied on one of them cannot be an ACL decision. A set of
+#: strings, read and added to under the GIL; cleared past _FRESH_MAX so a long-lived process
+#: does not grow it for ever (a cleared entry only means a shorter wait).
+_fresh: set[str] = set()
+_FRESH_MAX = 1 << 20
+
+
+def remember_fresh(path: str) -> None:
+    """Note that this process has just created (or renamed its own file to) *path*."""
+    if len(_fresh) >= _FRESH_MAX:
+        _fresh.clear()
+    _fresh.add(path)
+
+
+def is_fresh(path: str) -> bool:
+    return path in _fresh
+
+
+def forget_fresh() -> None:
+    """Forget every file created so far (a library caller starting an unrelated command)."""
+    _fresh.clear()
+
+
 def _access_denied_target(paths: tuple[str, ...]) -> Target:
     """Look at the paths behind a Windows access-denied error, clearing read-only on files.
 
     Only called after a failure with winerror 5, so the extra stat costs nothing on the fast
-    path. A read-only file is made writable (pip and uv do the same before deleting), after
-    which a further access-denied can only be a lock.
+    path. A file this process created is its own class. A read-only file is made writable
+    (pip and uv do the same before deleting), after which a further access-denied can only be
+    a lock.
     """
+    if any(path in _fresh for path in paths):
+        return Target.OWN_FILE
     seen_file = False
     for path in paths:
         try:
@@ -239,12 +269,18 @@ def _access_denied_target(paths: tuple[str, ...]) -> Target:
 
 
 def retry(
-    op: Op, paths: tuple[str, ...], call: Callable[..., T], first: OSError, *args: object
+    op: Op,
+    paths: tuple[str, ...],
+    call: Callable[..., T],
+    first: OSError,
+    *args: object,
+    target: Target = Target.UNKNOWN,
 ) -> T:
     """Retry ``call(*args)`` after it raised *first*, as the policy allows; the slow path only.
 
     Callers pass the function and its arguments rather than a closure: a lambda over the
-    arguments would make every call of the fast path pay for closure cells.
+    arguments would make every call of the fast path pay for closure cells. *target* is what
+    the caller knows about the path (e.g. a directory it has just emptied).
 
     Non-transient errors are re-raised unchanged, so callers can still match on their type.
     When the budget is spent, :class:`LockTimeoutError` names the operation, paths, attempts,
@@ -256,8 +292,9 @@ def retry(
     start = rt.clock()
     attempt = 1
     exc = first
+    known = target
     while True:
-        target = Target.UNKNOWN
+        target = known
         if getattr(exc, "winerror", None) == WIN_ACCESS_DENIED:
             target = _access_denied_target(paths)
         kind = classify(exc, op, target)
