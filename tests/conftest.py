@@ -8,12 +8,14 @@ environments), ``treesnap`` (tree snapshots).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import pytest
 
 import stalwart.fs
 from stalwart.fs.faults import FaultInjector
+from stalwart.journalkey import journal_key
 from venvs import Venv, make_venv
 
 
@@ -65,6 +67,24 @@ def faults() -> Iterator[FaultInjector]:
         yield injector
     finally:
         injector.uninstall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_and_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In-process tests never read or write the user's cache or journal key."""
+    saved = {k: os.environ.get(k) for k in ("STALWART_CACHE_DIR", "STALWART_STATE_DIR")}
+    base = tmp_path_factory.mktemp("stalwart-home")
+    os.environ["STALWART_CACHE_DIR"] = str(base / "cache")
+    os.environ["STALWART_STATE_DIR"] = str(base / "state")
+    journal_key(create=True)  # made up front: not a mutation of whichever commit comes first
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ things a subprocess cannot fake (an externally managed interpreter).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -877,6 +878,8 @@ def test_prefix_headers_land_under_the_prefix(run: Run, tmp_path: Path) -> None:
 def test_recovery_through_another_spelling_of_the_same_path(tmp_path: Path) -> None:
     """A journal written through a symlinked path is replayed through the resolved one (a
     symlinked home, macOS /var and /private/var): same files, so not 'outside'."""
+    from stalwart.fs.faults import FaultInjector, Mutation, SimulatedCrash
+    from stalwart.journalkey import journal_key
     from stalwart.transaction import Transaction, recover
 
     real = tmp_path / "real"
@@ -884,16 +887,29 @@ def test_recovery_through_another_spelling_of_the_same_path(tmp_path: Path) -> N
     (real / "env" / "old.txt").write_bytes(b"old\n")
     link = tmp_path / "link"
     link.symlink_to(real)
-    txn = Transaction(str(link / "env" / ".stalwart"))
-    staged = txn.stage_path("new.txt")
-    with stalwart.fs.open_for_write(staged, exclusive=True) as writer:
-        writer.write(b"new\n")
-    txn.install(staged, str(link / "env" / "new.txt"))
-    txn.remove(str(link / "env" / "old.txt"))
-    steps = txn._steps()
-    stalwart.fs.write_atomic(txn.journal_path, json.dumps(steps.to_json()).encode())
-    stalwart.fs.makedirs(txn.backup_dir)
-    stalwart.fs.rename(str(link / "env" / "old.txt"), steps.backups[0][1])  # then a crash
+
+    def transaction() -> Transaction:
+        txn = Transaction(str(link / "env" / ".stalwart"))
+        staged = txn.stage_path("new.txt")
+        with stalwart.fs.open_for_write(staged, exclusive=True) as writer:
+            writer.write(b"new\n")
+        txn.install(staged, str(link / "env" / "new.txt"))
+        txn.remove(str(link / "env" / "old.txt"))
+        return txn
+
+    journal_key(create=True)  # made once; not a step of the commits compared below
+    first = transaction()
+    with FaultInjector(record=True) as probe:
+        first.commit()
+    ran: list[Mutation] = probe.mutations
+    (real / "env" / "new.txt").unlink()
+    (real / "env" / "old.txt").write_bytes(b"old\n")
+    # Crash just after the old file was moved aside (its backup rename), before the install.
+    (backup_at,) = [i for i, m in enumerate(ran) if m.op == "rename" and "backup" in m.paths[-1]]
+    txn = transaction()
+    with FaultInjector(crash_after=backup_at + 1), contextlib.suppress(SimulatedCrash, OSError):
+        txn.commit()
+    assert not (real / "env" / "old.txt").exists()
     (report,) = recover(str(real / "env" / ".stalwart"), [str(real / "env")])
     assert report.action == "rolled back"
     assert sorted(p.name for p in (real / "env").iterdir()) == ["old.txt"]

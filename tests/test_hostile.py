@@ -852,17 +852,25 @@ def test_recovery_refuses_a_journal_naming_paths_outside(
     (txn / "journal.json").write_text(
         json.dumps(
             {
-                "format": 1,
-                "mkdirs": [],
-                "backups": [],
-                "prune": [],
-                "installs": [[str(stage), str(victim)]],
+                "format": 2,
+                "steps": {
+                    "mkdirs": [],
+                    "backups": [],
+                    "prune": [],
+                    "installs": [[str(stage), str(victim)]],
+                },
+                "mac": "0" * 64,
             }
         )
     )
     proc = run_cli(cli_env, "recover", "--python", fresh_venv.python)
     assert proc.returncode == 4  # the environment needs attention, not the request
     assert "refusing to replay the transaction journal" in proc.stderr
-    assert str(victim) in proc.stderr
+    assert victim.read_bytes() == b"precious\n"
+    # Even told to trust the journal (its signature), its paths are checked.
+    trusted = run_cli(cli_env, "recover", "--trust-journal", "--python", fresh_venv.python)
+    assert trusted.returncode == 4
+    assert str(victim) in trusted.stderr
+    assert "outside its environment" in trusted.stderr
     assert victim.read_bytes() == b"precious\n"
     assert not stage.exists()

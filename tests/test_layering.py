@@ -93,9 +93,9 @@ def _read_only(call: ast.Call) -> bool:
 LAYERS: list[set[str]] = [
     {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
     {"fs", "wheel", "scripts"},
-    {"interpreter", "transaction", "envlock", "installed"},
-    {"environment", "results", "bytecode"},
-    {"plan", "session", "verify"},
+    {"interpreter", "journalkey", "envlock", "installed"},
+    {"environment", "transaction", "bytecode"},
+    {"plan", "session", "verify", "results"},
     {"staging"},
     {"safety", "uninstall"},
     {"install", "selfcheck"},

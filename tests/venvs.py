@@ -72,5 +72,6 @@ def cli_environ(cache: Path) -> dict[str, str]:
     machine, a cache of the test's own, and ``CI`` set (no progress bar)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
     env["STALWART_CACHE_DIR"] = str(cache)
+    env["STALWART_STATE_DIR"] = str(cache / "state")  # the journal key, never the user's
     env["CI"] = "1"
     return env

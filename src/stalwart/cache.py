@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["cache_dir", "ENV_CACHE_DIR"]
+__all__ = ["cache_dir", "state_home", "ENV_CACHE_DIR", "ENV_STATE_DIR"]
 
 ENV_CACHE_DIR = "STALWART_CACHE_DIR"
+ENV_STATE_DIR = "STALWART_STATE_DIR"
 
 
 def cache_dir() -> str:
@@ -32,4 +33,24 @@ def cache_dir() -> str:
         return os.path.expanduser("~/Library/Caches/stalwart")
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")
+    return os.path.join(base, "stalwart")
+
+
+def state_home() -> str:
+    """``STALWART_STATE_DIR`` if set, else the platform's user state directory for stalwart.
+
+    For what must outlive a cache clean-up (the key that signs transaction journals):
+    ``$XDG_STATE_HOME`` or ``~/.local/state`` on Linux, ``~/Library/Application Support`` on
+    macOS, ``%LOCALAPPDATA%\\stalwart\\State`` on Windows (platformdirs' user_state_dir).
+    """
+    explicit = os.environ.get(ENV_STATE_DIR)
+    if explicit:
+        return os.path.abspath(explicit)
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "stalwart", "State")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Application Support/stalwart")
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/state")
     return os.path.join(base, "stalwart")

@@ -108,7 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", parents=[common, target], help="check files against RECORD")
     p.add_argument("names", nargs="*", metavar="NAME")
 
-    sub.add_parser("recover", parents=[common, target], help="finish or undo a crashed command")
+    p = sub.add_parser("recover", parents=[common, target], help="finish or undo a crashed command")
+    p.add_argument(
+        "--trust-journal",
+        action="store_true",
+        help="replay a journal whose signature cannot be checked (its key was lost); "
+        "inspect it first: its paths are still checked",
+    )
     sub.add_parser("self-check", parents=[common], help="check the filesystem layer here")
     return parser
 
@@ -425,7 +431,9 @@ def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.session import locked_environment
 
     env = _environment(args)
-    with locked_environment(env, wait=_lock_wait(args), notify=out.warn) as reports:
+    with locked_environment(
+        env, wait=_lock_wait(args), notify=out.warn, trust_journal=args.trust_journal
+    ) as reports:
         pass
     for report in reports:
         out.info(f"{report.action}: {report.txn_dir} ({report.steps} steps)")

@@ -168,6 +168,7 @@ def _install_locked(
     except BaseException:
         txn.abort()
         raise
+    result.notes.extend(txn.warnings)
     result.phases.update(stage=t1 - t0, compile=t2 - t1, commit=clock() - t2)
     for item in staged:
         dist = item.plan.wheel

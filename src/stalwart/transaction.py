@@ -2,7 +2,8 @@
 
 A transaction lives in ``<state>/txn-<id>/``: ``stage/`` holds the new files, ``backup/`` the
 files moved aside, ``journal.json`` the full list of steps (written and fsynced once, before the
-first visible change), and ``COMMITTED`` marks that every step happened. Each step is a rename
+first visible change, signed with this user's key from :mod:`stalwart.journalkey`), and
+``COMMITTED`` marks that every step happened. Each step is a rename
 whose effect is visible on disk, so recovery needs no per-step log: it looks at which side of
 each rename a file is on.
 
@@ -10,7 +11,9 @@ each rename a file is on.
 - Crash after it, before ``COMMITTED``: undo the steps in reverse (roll back).
 - Crash after ``COMMITTED``: finish the cleanup (roll forward).
 
-Every step goes through :mod:`stalwart.fs`, so rollback retries lock episodes too.
+Every step goes through :mod:`stalwart.fs`, so rollback retries lock episodes too. Once
+``COMMITTED`` is in place the command has succeeded: cleanup that fails afterwards (a backup
+still locked, say) is reported as a warning and finished by the next command.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stalwart import fs
+from stalwart import fs, journalkey
 from stalwart.errors import JournalError, RollbackIncompleteError
-from stalwart.paths import is_within
+from stalwart.paths import is_within, read_regular
 
 __all__ = [
     "Transaction",
@@ -40,7 +43,8 @@ __all__ = [
 JOURNAL = "journal.json"
 COMMITTED = "COMMITTED"
 _PREFIX = "txn-"
-_FORMAT = 1
+_FORMAT = 2
+_MAX_JOURNAL = 1 << 30  # bytes; a journal lists paths, this is far beyond any real one
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +65,43 @@ class _Steps:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "format": _FORMAT,
             "mkdirs": self.mkdirs,
             "backups": self.backups,
             "installs": self.installs,
             "prune": self.prune,
         }
 
-    @classmethod
-    def from_json(cls, data: object, txn_dir: str, roots: list[str]) -> _Steps:
-        """Read a journal back, refusing any path a genuine journal of *txn_dir* cannot hold.
+    def signed(self, txn_dir: str, key: bytes) -> bytes:
+        """The journal file: the steps and their HMAC, which also covers the directory name."""
+        steps = self.to_json()
+        mac = journalkey.sign(key, _payload(txn_dir, steps))
+        return json.dumps({"format": _FORMAT, "steps": steps, "mac": mac}).encode("utf-8")
 
-        A journal is replayed with the user's rights, so one that names files outside the
-        environment, or staging/backup paths outside its own transaction, is refused whole.
+    @classmethod
+    def from_journal(
+        cls, raw: bytes, txn_dir: str, roots: list[str], key: bytes | None, *, trust: bool
+    ) -> _Steps:
+        """Read a journal back, refusing any journal stalwart did not write for this user, and
+        any path a genuine journal of *txn_dir* cannot hold.
+
+        A journal is replayed with the user's rights, so one whose signature does not match
+        (unless *trust*), that names files outside the environment, or staging/backup paths
+        outside its own transaction, is refused whole.
         """
         try:
-            if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            envelope = json.loads(raw.decode("utf-8"))
+            if not isinstance(envelope, dict) or envelope.get("format") != _FORMAT:
                 raise ValueError("unknown journal format")
+            data = envelope["steps"]
+            if not isinstance(data, dict):
+                raise TypeError("no steps")
+            if not trust and not journalkey.signature_matches(
+                key, _payload(txn_dir, data), envelope.get("mac")
+            ):
+                raise ValueError(
+                    "its signature does not match: stalwart did not write it for this user "
+                    f"(the key is {journalkey.key_path()})"
+                )
 
             def paths(key: str) -> list[str]:
                 return [_text(p) for p in data[key]]
@@ -86,7 +110,7 @@ class _Steps:
                 return [(_text(a), _text(b)) for a, b in data[key]]
 
             steps = cls(paths("mkdirs"), pairs("backups"), pairs("installs"), paths("prune"))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"malformed journal: {exc}") from None
         stage, backup = os.path.join(txn_dir, "stage"), os.path.join(txn_dir, "backup")
         inside_env = [*steps.mkdirs, *steps.prune]
@@ -97,6 +121,10 @@ class _Steps:
         if problems:
             raise ValueError(f"it names paths outside its environment: {problems[0]}")
         return steps
+
+
+def _payload(txn_dir: str, steps: object) -> bytes:
+    return json.dumps([os.path.basename(txn_dir), steps], sort_keys=True).encode("utf-8")
 
 
 def _text(value: object) -> str:
@@ -126,8 +154,11 @@ class Transaction:
     removals with :meth:`remove`, then :meth:`commit`. :meth:`abort` discards everything.
     """
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, *, key: bytes | None = None) -> None:
         self.state_dir = state_dir
+        self._key = key
+        #: Cleanup after COMMITTED that could not finish (left to the next command).
+        self.warnings: list[str] = []
         name = f"{_PREFIX}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.dir = os.path.join(state_dir, name)
         self.stage_dir = os.path.join(self.dir, "stage")
@@ -196,12 +227,24 @@ class Transaction:
         return steps
 
     def commit(self) -> int:
-        """Apply every step; on failure undo them all and re-raise. Returns the step count."""
+        """Apply every step; on failure undo them all and re-raise. Returns the step count.
+
+        Once ``COMMITTED`` is in place the commit has succeeded, whatever happens to the
+        cleanup after it: a failure there becomes a line in :attr:`warnings`, and the next
+        command's recovery finishes the job.
+        """
         steps = self._steps()
-        fs.write_atomic(self.journal_path, json.dumps(steps.to_json()).encode("utf-8"))
+        key = self._key or journalkey.journal_key(create=True)
+        if key is None:
+            raise JournalError(
+                journalkey.key_path(), "the key that signs journals cannot be read or made"
+            )
+        fs.write_atomic(self.journal_path, steps.signed(self.dir, key))
         fs.sync_directory(self.dir)  # the journal must survive a power cut before any step
         try:
             _apply(steps, self.backup_dir)
+            fs.write_atomic(os.path.join(self.dir, COMMITTED), b"")
+            fs.sync_directory(self.dir)
         except BaseException as exc:
             try:
                 _undo(steps)
@@ -211,10 +254,14 @@ class Transaction:
                 raise RollbackIncompleteError(self.journal_path, undo_error) from exc
             self._discard()
             raise
-        fs.write_atomic(os.path.join(self.dir, COMMITTED), b"")
-        fs.sync_directory(self.dir)
         self.committed = True
-        _finish(steps, self.dir, self.state_dir)
+        try:
+            _finish(steps, self.dir, self.state_dir)
+        except OSError as exc:
+            self.warnings.append(
+                f"installed, but cleaning up {self.dir} failed ({exc}); the next stalwart "
+                "command finishes it"
+            )
         return len(steps.backups) + len(steps.installs)
 
     def abort(self) -> None:
@@ -303,20 +350,27 @@ def pending_transactions(state_dir: str) -> list[str]:
     return sorted(os.path.join(state_dir, n) for n in names if n.startswith(_PREFIX))
 
 
-def recover(state_dir: str, roots: list[str]) -> list[RecoveryReport]:
+def recover(
+    state_dir: str, roots: list[str], *, key: bytes | None = None, trust: bool = False
+) -> list[RecoveryReport]:
     """Finish or undo every unfinished transaction in *state_dir*. Caller holds the env lock.
 
-    Every path a journal names must lie below one of *roots* (the environment's directories).
+    Every journal must carry this user's signature (*key*, default: the user's journal key;
+    *trust* skips that check, for a journal the user has inspected), and every path it names
+    must lie below one of *roots* (the environment's directories).
     """
     reports: list[RecoveryReport] = []
-    for txn_dir in pending_transactions(state_dir):
+    pending = pending_transactions(state_dir)
+    if pending and key is None and not trust:
+        key = journalkey.journal_key(create=False)
+    for txn_dir in pending:
         journal = os.path.join(txn_dir, JOURNAL)
         try:
-            with open(journal, encoding="utf-8") as f:
-                steps = _Steps.from_json(json.load(f), txn_dir, roots)
+            raw = read_regular(journal, limit=_MAX_JOURNAL)
+            steps = _Steps.from_journal(raw, txn_dir, roots, key, trust=trust)
         except FileNotFoundError:
             steps = None
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             # A torn journal is impossible with write_atomic; an unreadable one is foreign.
             raise JournalError(journal, str(exc)) from None
         if steps is None:

@@ -208,6 +208,7 @@ def uninstall(
         except BaseException:
             txn.abort()
             raise
+        result.notes.extend(txn.warnings)
     for removal in removals:
         dist = removal.dist
         result.dists.append(
