@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify-record", action="store_true", help="accept stale RECORDs")
     p.add_argument("--allow-overwrite", action="store_true")
     p.add_argument("--break-system-packages", action="store_true")
+    p.add_argument(
+        "--ignore-requires-python",
+        action="store_true",
+        help="install wheels whose Requires-Python excludes the target interpreter",
+    )
 
     p = sub.add_parser("uninstall", parents=[common, target], help="remove distributions")
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -333,6 +338,7 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
         reinstall=args.reinstall,
         allow_overwrite=args.allow_overwrite,
         break_system_packages=args.break_system_packages,
+        ignore_requires_python=args.ignore_requires_python,
         lock_wait=_lock_wait(args),
     )
     with _progress(out) as update:
@@ -402,14 +408,17 @@ def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
-    from stalwart.verify import verify_environment
+    from stalwart.verify import verify_recovered
 
     env = _environment(args)
-    _warn_pending(env, out)
-    reports = verify_environment(env, args.names)
+    recovered, reports = verify_recovered(env, args.names, wait=_lock_wait(args), notify=out.warn)
+    for done in recovered:
+        out.warn(f"recovered an interrupted transaction first: {done.action} ({done.txn_dir})")
     names = [r.name for r in reports]
     bad = 0
     for report in reports:
+        for path in report.unchecked:
+            out.warn(f"{report.name} {report.version}: cannot check {path}")
         if report.ok:
             out.detail(f"{report.name} {report.version}: ok")
             continue

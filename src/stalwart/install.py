@@ -14,6 +14,7 @@ in, or nothing.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -23,7 +24,7 @@ from pathlib import Path
 from stalwart import safety, staging, uninstall
 from stalwart.bytecode import Compiler, Source
 from stalwart.environment import Environment
-from stalwart.errors import UsageError
+from stalwart.errors import IncompatibleWheelError, RequestError, UsageError
 from stalwart.installed import Installed, find_installed
 from stalwart.paths import PathKeys
 from stalwart.plan import WheelPlan, plan_wheel
@@ -32,6 +33,7 @@ from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
 from stalwart.staging import StagedWheel
 from stalwart.transaction import Transaction
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
+from stalwart.wheel.headers import parse_headers
 from stalwart.wheel.record import hash_file
 from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
 
@@ -47,6 +49,7 @@ class InstallOptions:
     reinstall: bool = False
     allow_overwrite: bool = False
     break_system_packages: bool = False
+    ignore_requires_python: bool = False
     requested: bool = True
     limits: Limits = DEFAULT_LIMITS
     lock_wait: float = DEFAULT_LOCK_WAIT
@@ -87,9 +90,12 @@ def _open_all(
     wheels: list[Wheel] = []
     seen: dict[str, str] = {}
     for path in paths:
+        _check_regular(os.fspath(path))
         wheel = open_wheel(path, limits=options.limits, verify_record=options.verify_record)
         stack.callback(wheel.close)
         check_compatible(wheel, env.tags)
+        if not options.ignore_requires_python:
+            _check_requires_python(wheel, env.version)
         if wheel.name in seen:
             raise UsageError(
                 f"{wheel.filename} and {seen[wheel.name]} are both {wheel.display_name}"
@@ -219,6 +225,40 @@ def _direct_url(path: str) -> dict[str, object]:
         "archive_info": {"hash": f"sha256={hexdigest}", "hashes": {"sha256": hexdigest}},
         "url": Path(os.path.abspath(path)).as_uri(),
     }
+
+
+def _check_regular(path: str) -> None:
+    """A wheel path must name a regular file: opening a FIFO would wait for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise RequestError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise RequestError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise RequestError(f"{path} is not a regular file")
+
+
+def _check_requires_python(wheel: Wheel, version: tuple[int, int, int]) -> None:
+    """Refuse a wheel whose ``Requires-Python`` excludes the target (core metadata spec; pip
+    and uv refuse too; ``--ignore-requires-python`` as in pip)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    text = wheel.read_text("METADATA") or ""
+    wanted = parse_headers(text).get("Requires-Python")
+    if not wanted:
+        return
+    try:
+        spec = SpecifierSet(wanted)
+    except InvalidSpecifier:
+        return  # pip ignores an unparsable Requires-Python too
+    target = ".".join(map(str, version))
+    if not spec.contains(target, prereleases=True):
+        raise IncompatibleWheelError(
+            wheel.path,
+            f"it requires Python {wanted}, the target is {target} "
+            "(--ignore-requires-python installs it anyway)",
+        )
 
 
 def _same_version(old: Installed, wheel: Wheel) -> bool:

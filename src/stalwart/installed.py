@@ -9,12 +9,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TextIO
+from typing import BinaryIO
 
 from stalwart.errors import NotInstalledError
-from stalwart.paths import PathKey, PathKeys
+from stalwart.paths import PathKey, PathKeys, open_regular, read_regular
 from stalwart.wheel.headers import Headers, parse_headers
 from stalwart.wheel.record import RecordEntry, parse_record
+
+_MAX_RECORD = 512 << 20  # bytes; far beyond any real RECORD, small enough not to exhaust memory
+_MAX_METADATA = 64 << 20
 
 __all__ = ["Installed", "find_installed", "require", "file_owners", "record_path_to_abs"]
 
@@ -43,27 +46,24 @@ class Installed:
     def _record(self) -> tuple[list[RecordEntry], list[str]]:
         path = os.path.join(self.dist_info, "RECORD")
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = read_regular(path, limit=_MAX_RECORD).decode("utf-8")
         except FileNotFoundError:
             return [], [f"{path} is missing, so the files of the distribution are unknown"]
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # not a file, too big, not UTF-8
             return [], [f"{path} cannot be read: {exc}"]
         return parse_record(text, source=path, lenient=True)
 
     @cached_property
     def metadata(self) -> Headers:
-        try:
-            with open(os.path.join(self.dist_info, "METADATA"), encoding="utf-8") as f:
-                return parse_headers(f.read())
-        except (OSError, UnicodeDecodeError):
-            return parse_headers("")
+        return parse_headers(self.read_text("METADATA") or "")
 
     def read_text(self, member: str) -> str | None:
+        """A file of the ``.dist-info`` as text; None when it is missing or not readable text
+        (a FIFO, a huge file, bytes that are not UTF-8: installed metadata is read leniently)."""
         try:
-            with open(os.path.join(self.dist_info, member), encoding="utf-8") as f:
-                return f.read()
-        except OSError:
+            data = read_regular(os.path.join(self.dist_info, member), limit=_MAX_METADATA)
+            return data.decode("utf-8")
+        except (OSError, ValueError):
             return None
 
     @property
@@ -85,14 +85,19 @@ def record_path_to_abs(lib_dir: str, path: str) -> str:
     return os.path.normpath(native if os.path.isabs(native) else os.path.join(lib_dir, native))
 
 
-def _header_block(f: TextIO) -> str:
-    """Only the header lines: long descriptions follow the first empty line."""
+def _header_block(f: BinaryIO) -> str:
+    """Only the header lines (long descriptions follow the first empty line), at most
+    :data:`_MAX_METADATA` bytes of them; raises UnicodeDecodeError for non-UTF-8 bytes."""
     lines = []
+    size = 0
     for line in f:
         if not line.strip():
             break
+        size += len(line)
+        if size > _MAX_METADATA:
+            raise ValueError("metadata headers too large")
         lines.append(line)
-    return "".join(lines)
+    return b"".join(lines).decode("utf-8")
 
 
 def _read_dist(lib_dir: str, dirname: str) -> Installed | None:
@@ -101,9 +106,9 @@ def _read_dist(lib_dir: str, dirname: str) -> Installed | None:
     dist_info = os.path.join(lib_dir, dirname)
     metadata_path = os.path.join(dist_info, "METADATA")
     try:
-        with open(metadata_path, encoding="utf-8") as f:
+        with open_regular(metadata_path) as f:
             meta = parse_headers(_header_block(f))
-    except (OSError, UnicodeDecodeError):
+    except (OSError, ValueError):  # missing, a FIFO, not UTF-8, absurdly long
         return None
     name, version = meta.get("Name"), meta.get("Version")
     if not name or not version:

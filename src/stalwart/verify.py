@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 from stalwart.installed import Installed, file_owners, find_installed, record_path_to_abs, require
 from stalwart.paths import PathKey, PathKeys, is_within, open_regular
+from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Sequence
+    from collections.abc import Callable, Container, Sequence
 
     from stalwart.environment import Environment
+    from stalwart.transaction import RecoveryReport
 
-__all__ = ["VerifyReport", "verify_distribution", "verify_environment"]
+__all__ = ["VerifyReport", "verify_distribution", "verify_environment", "verify_recovered"]
 
 
 @dataclass
@@ -127,3 +129,20 @@ def verify_environment(env: Environment, names: Sequence[str] = ()) -> list[Veri
     rows = file_owners(installed.values(), PathKeys())
     owners = {ident: {dist.name for dist, _ in found} for ident, found in rows.items()}
     return [verify_distribution(dist, _OwnedElsewhere(owners, dist.name)) for dist in wanted]
+
+
+def verify_recovered(
+    env: Environment,
+    names: Sequence[str] = (),
+    *,
+    wait: float = DEFAULT_LOCK_WAIT,
+    notify: Callable[[str], None] | None = None,
+) -> tuple[list[RecoveryReport], list[VerifyReport]]:
+    """Verify *env* holding its lock, after finishing whatever a crashed command left.
+
+    A pending transaction means files are half moved: verifying then would report a broken
+    environment as fine (or a fine one as broken). So the lock is taken and recovery runs
+    first, as every changing command does; what it did is returned with the reports.
+    """
+    with locked_environment(env, wait=wait, notify=notify) as recovered:
+        return recovered, verify_environment(env, names)
