@@ -52,6 +52,8 @@ _LOWER_LAYERS = {
     "wheel": {"errors"},
     "scripts": {"errors"},
     "errors": set(),
+    "index": {"errors"},
+    "requirements": {"errors", "index", "wheel"},
 }
 
 
