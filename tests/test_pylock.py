@@ -550,6 +550,12 @@ def test_credentials_stay_out_of_messages() -> None:
     with pytest.raises(LockFileError) as info:
         parse_lock(text)
     assert "s3cr3t" not in str(info.value)
+    url = "https://alice:s3cr3t@files.example/demo-1.0-py3-none-any.whl"
+    text = lock(package("demo", wheels=[f"{{url = '{url}', hashes = {{sha256 = '{SHA}'}}}}"]))
+    (selected,) = select(text)
+    assert selected.url == url
+    assert "s3cr3t" not in repr(selected)
+    assert "s3cr3t" not in repr(parse_lock(text))
 
 
 def test_load_lock_from_disk(tmp_path: Path) -> None:

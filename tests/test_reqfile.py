@@ -465,6 +465,9 @@ def test_credentials_never_reach_messages() -> None:
     )
     assert len(exc.problems) == 3
     assert "s3cr3t" not in str(exc)
+    result = parse("-i https://alice:s3cr3t@index.example/simple\n")
+    assert result.options.index_url == "https://alice:s3cr3t@index.example/simple"
+    assert "s3cr3t" not in repr(result)
 
 
 # -- reading files from disk ----------------------------------------------------------------------

@@ -193,6 +193,14 @@ def test_json_unreadable_pages(body: bytes, message: str) -> None:
     assert isinstance(info.value, RequestError)
 
 
+def test_credentials_stay_out_of_reprs() -> None:
+    page = parse_json_page(
+        json_page([{"filename": "d-1.0-py3-none-any.whl", "url": "d.whl"}]), SECRET_PAGE
+    )
+    assert page.files[0].url.startswith("https://alice:s3cr3t@")  # the download needs them
+    assert "s3cr3t" not in repr(page)
+
+
 def test_json_bad_entries_are_skipped_with_notes() -> None:
     good = {"filename": "demo-1.0-py3-none-any.whl", "url": "demo-1.0-py3-none-any.whl"}
     page = parse_json_page(
@@ -392,7 +400,7 @@ def test_ten_thousand_links_stay_fast() -> None:
     elapsed = time.perf_counter() - started
     assert len(page.files) == 10_000
     assert page.files[-1].url.endswith("/files/09999/demo-9999.0-py3-none-any.whl")
-    # About 0.15 s on a slow shared core; the bound catches quadratic behaviour, not jitter.
+    # About 0.4 s on a shared core; the bound catches quadratic behaviour, not jitter.
     assert elapsed < 3.0, elapsed
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stalwart.errors import IndexPageError
 
@@ -33,6 +32,7 @@ __all__ = [
     "parse_json_page",
     "parse_html_page",
     "redact_url",
+    "redacted_repr",
 ]
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -79,6 +79,14 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub("***@", url)
 
 
+def redacted_repr(value: Any) -> str:
+    """The dataclass ``repr()`` of *value* with credentials in its URLs hidden (for logs)."""
+    from dataclasses import fields
+
+    shown = ", ".join(f"{f.name}={getattr(value, f.name)!r}" for f in fields(value) if f.repr)
+    return redact_url(f"{type(value).__name__}({shown})")
+
+
 @dataclass(frozen=True, slots=True)
 class IndexFile:
     """One file listed on a project page (PEP 503 anchor or PEP 691 ``files`` entry).
@@ -115,6 +123,9 @@ class ProjectPage:
     versions: tuple[str, ...] | None = None
     api_version: tuple[int, int] | None = None
     notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 def parse_project_page(body: bytes, content_type: str, url: str) -> ProjectPage:
@@ -298,10 +309,8 @@ def parse_html_page(body: bytes, url: str, *, charset: str = "utf-8") -> Project
         text = body.decode(charset, errors="replace")
     except LookupError:
         raise IndexPageError(f"unknown charset {charset!r}", subject=subject) from None
-    collector = _AnchorCollector()
     try:
-        collector.feed(text)
-        collector.close()
+        collector = _collect(text)
     except (AssertionError, ValueError, IndexError, TypeError) as exc:
         # html.parser is lenient but not total: some malformed declarations ("<![x[") make
         # _markupbase raise AssertionError on Python 3.10+.
@@ -330,30 +339,47 @@ def parse_html_page(body: bytes, url: str, *, charset: str = "utf-8") -> Project
     )
 
 
-class _AnchorCollector(HTMLParser):
-    """Collects ``<a>`` attributes, the first ``<base href>`` and the PEP 629 version meta."""
+class _Tags:
+    """What a page's tags say: ``<a>`` attributes, the first ``<base href>``, the PEP 629 meta."""
+
+    __slots__ = ("anchors", "base_href", "repository_version")
 
     def __init__(self) -> None:
-        # convert_charrefs: attribute values and text arrive with entities already decoded.
-        super().__init__(convert_charrefs=True)
         self.anchors: list[tuple[int, dict[str, str | None]]] = []
         self.base_href: str | None = None
         self.repository_version: str | None = None
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, attrs: list[tuple[str, str | None]], line: int) -> None:
         if tag not in ("a", "base", "meta"):
             return
         found: dict[str, str | None] = {}
         for key, value in attrs:
             found.setdefault(key, value)  # HTML: the first of repeated attributes wins
         if tag == "a":
-            self.anchors.append((self.getpos()[0], found))
+            self.anchors.append((line, found))
         elif tag == "base":
             # HTML: only the first <base> with an href sets the document base URL.
             if self.base_href is None and found.get("href") is not None:
                 self.base_href = found["href"]
         elif found.get("name") == "pypi:repository-version" and self.repository_version is None:
             self.repository_version = found.get("content") or ""
+
+
+def _collect(text: str) -> _Tags:
+    # html.parser and html.entities cost milliseconds to import; only HTML pages pay for them.
+    from html.parser import HTMLParser
+
+    tags = _Tags()
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            tags.start(tag, attrs, self.getpos()[0])
+
+    # convert_charrefs: attribute values and text arrive with entities already decoded.
+    parser = Parser(convert_charrefs=True)
+    parser.feed(text)
+    parser.close()
+    return tags
 
 
 def _html_file(attrs: Mapping[str, str | None], base: _Base) -> IndexFile:

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from stalwart.errors import LockFileError
-from stalwart.index.simple import redact_url
+from stalwart.index.simple import redact_url, redacted_repr
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -77,6 +77,9 @@ class LockedFile:
     size: int | None = None
     upload_time: datetime | None = None
 
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
 
 @dataclass(frozen=True, slots=True)
 class LockedPackage:
@@ -91,6 +94,9 @@ class LockedPackage:
     sdist: LockedFile | None = None
     archive: LockedFile | None = None
     source_tree: str | None = None
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +131,9 @@ class LockedWheel:
     index: str | None
     direct: bool
     tag_rank: int
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 def load_lock(path: str) -> Lock:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from stalwart.errors import InvalidRequirementError
-from stalwart.index.simple import redact_url
+from stalwart.index.simple import redact_url, redacted_repr
 
 from .specs import LocalWheel, Spec, parse_spec
 
@@ -150,6 +150,9 @@ class IndexOptions:
     only_binary: frozenset[str] = frozenset()
     no_binary: frozenset[str] = frozenset()
     trusted_hosts: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,7 +610,9 @@ class _Parser:
         elif name == "--hash":
             self.problem(location, "--hash on a line without a requirement (pip would ignore it)")
         elif name == "--use-feature":
-            self.notes.append(f"{location}: ignored --use-feature={text} (a pip feature flag)")
+            self.notes.append(
+                redact_url(f"{location}: ignored --use-feature={text} (a pip feature flag)")
+            )
         else:
             self.problem(location, f"{name}: {_REFUSED[name]}")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from stalwart.errors import InvalidRequirementError
-from stalwart.index.simple import redact_url
+from stalwart.index.simple import redact_url, redacted_repr
 
 if TYPE_CHECKING:
     from packaging.markers import Marker
@@ -83,7 +83,7 @@ class DirectReference:
     """
 
     name: NormalizedName
-    url: str = field(repr=False)
+    url: str
     filename: str
     version: Version
     extras: frozenset[NormalizedName] = frozenset()
@@ -92,6 +92,9 @@ class DirectReference:
 
     def __str__(self) -> str:
         return redact_url(self.text or self.url)
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 @dataclass(frozen=True, slots=True)
