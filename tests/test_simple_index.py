@@ -370,6 +370,22 @@ def test_html_charset_and_replacement() -> None:
         parse_project_page(body, "text/html; charset=no-such-codec", PAGE)
 
 
+@pytest.mark.parametrize("charset", ["idna", "base64", "utf-7"])
+def test_odd_charsets(charset: str) -> None:
+    try:
+        parse_project_page(b"\xff<a href='x.whl'>\x00", f"text/html; charset={charset}", PAGE)
+    except IndexPageError:
+        pass
+
+
+@pytest.mark.parametrize("url", ["simple/demo/", "https://[::1/simple/demo/", ""])
+def test_page_urls_must_be_absolute(url: str) -> None:
+    with pytest.raises(IndexPageError, match="page URL"):
+        parse_json_page(json_page([]), url)
+    with pytest.raises(IndexPageError, match="page URL"):
+        parse_html_page(html_page(""), url)
+
+
 @pytest.mark.parametrize("body", ["<![foo[ bar ]]>", "<![ x", "<a href='x.whl'><![z["])
 def test_html_parser_failures_become_index_errors(body: str) -> None:
     # html.parser is not total: on Python 3.10-3.12 _markupbase raises AssertionError on some

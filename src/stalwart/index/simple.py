@@ -182,7 +182,7 @@ def parse_json_page(body: bytes, url: str) -> ProjectPage:
     files_data = data.get("files")
     if not isinstance(files_data, list):
         raise IndexPageError("the JSON page has no 'files' list (PEP 691)", subject=subject)
-    base = _Base(url)
+    base = _Base(url, subject)
     files: list[IndexFile] = []
     notes: list[str] = []
     for index, entry in enumerate(files_data):
@@ -309,6 +309,8 @@ def parse_html_page(body: bytes, url: str, *, charset: str = "utf-8") -> Project
         text = body.decode(charset, errors="replace")
     except LookupError:
         raise IndexPageError(f"unknown charset {charset!r}", subject=subject) from None
+    except ValueError as exc:  # UnicodeError: a codec (idna) that cannot replace
+        raise IndexPageError(f"cannot decode as {charset}: {exc}", subject=subject) from None
     try:
         collector = _collect(text)
     except (AssertionError, ValueError, IndexError, TypeError) as exc:
@@ -319,11 +321,12 @@ def parse_html_page(body: bytes, url: str, *, charset: str = "utf-8") -> Project
     if collector.repository_version is not None:
         api_version = _check_api_version(collector.repository_version, subject)
     notes: list[str] = []
-    try:
-        base = _Base(url, collector.base_href)
-    except _Skip as skip:
-        notes.append(f"<base> ignored: {skip}")
-        base = _Base(url)
+    base = _Base(url, subject)
+    if collector.base_href is not None:
+        try:
+            base.set_base_href(collector.base_href)
+        except _Skip as skip:
+            notes.append(f"<base> ignored: {skip}")
     files: list[IndexFile] = []
     for line, attrs in collector.anchors:
         try:
@@ -430,15 +433,26 @@ class _Base:
 
     __slots__ = ("_base", "_local_page")
 
-    def __init__(self, page_url: str, base_href: str | None = None) -> None:
-        from urllib.parse import urljoin, urlsplit
+    def __init__(self, page_url: str, subject: str) -> None:
+        from urllib.parse import urlsplit
 
         try:
-            base = urljoin(page_url, base_href.strip()) if base_href else page_url
-            self._local_page = urlsplit(page_url).scheme.lower() == "file"
+            scheme = urlsplit(page_url).scheme.lower()
         except ValueError as exc:
-            raise _Skip(f"{redact_url(base_href or page_url)!r}: {exc}") from None
-        self._base = base
+            raise IndexPageError(f"the page URL is not valid: {exc}", subject=subject) from None
+        if not scheme:
+            raise IndexPageError("the page URL is not absolute", subject=subject)
+        self._local_page = scheme == "file"
+        self._base = page_url
+
+    def set_base_href(self, href: str) -> None:
+        """Resolve links against ``<base href>`` from now on (itself relative to the page)."""
+        from urllib.parse import urljoin
+
+        try:
+            self._base = urljoin(self._base, href.strip())
+        except ValueError as exc:
+            raise _Skip(f"{redact_url(href)!r}: {exc}") from None
 
     def resolve(self, link: str) -> tuple[str, dict[str, str]]:
         """The absolute URL without its fragment, and the hash the fragment names, if any."""

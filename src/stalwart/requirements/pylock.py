@@ -551,9 +551,13 @@ def select_from_lock(
     chosen: list[LockedWheel] = []
     seen: set[str] = set()
     for package in lock.packages:
-        if package.marker is not None and not _evaluate(
-            package.marker, env, lock.path, package.name
-        ):
+        try:
+            if package.marker is not None and not _evaluate(
+                package.marker, env, lock.path, package.name
+            ):
+                continue
+        except LockFileError as exc:
+            problems.extend(exc.problems)
             continue
         if package.requires_python is not None and not package.requires_python.contains(
             python, prereleases=True

@@ -459,7 +459,8 @@ class _Parser:
             index += 1
             name, sep, value = word.partition("=") if word.startswith("--") else (word, "", "")
             if not word.startswith("-"):
-                self.problem(location, f"unexpected {word!r}: an option line holds only options")
+                # pip's option parser would drop it without a word.
+                self.problem(location, f"unexpected {word!r} among options (options come last)")
                 return None
             if name in _FLAG_OPTIONS:
                 if sep:

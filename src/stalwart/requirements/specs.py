@@ -184,7 +184,7 @@ def _local_path(text: str, subject: str, base_dir: str) -> LocalWheel:
             subject=subject,
         )
     name, version = _wheel_name(filename, subject)
-    path = os.path.normpath(os.path.join(base_dir, path_text))
+    path = os.path.abspath(os.path.join(base_dir, path_text))
     return LocalWheel(path, name, version, extras, marker, text)
 
 
