@@ -92,8 +92,8 @@ def _read_only(call: ast.Call) -> bool:
 #: a package (``fs``, ``wheel``) counts as one module. Every module must be listed.
 LAYERS: list[set[str]] = [
     {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
-    {"fs", "wheel", "scripts"},
-    {"interpreter", "journalkey", "envlock", "installed"},
+    {"fs", "wheel", "scripts", "index"},
+    {"interpreter", "journalkey", "envlock", "installed", "requirements"},
     {"environment", "transaction", "bytecode"},
     {"plan", "session", "results"},
     {"staging", "verify"},

@@ -12,7 +12,8 @@ The CLI maps these classes to exit codes with one table (``stalwart.cli``)::
     │   │   └── IncompatibleWheelError     tags or Requires-Python do not fit the target
     │   ├── ConflictError                  a file belongs to another distribution
     │   ├── UninstallError (ValueError)    an installed RECORD is unsafe or missing
-    │   └── NotInstalledError (LookupError) a named distribution is not in the environment
+    │   ├── NotInstalledError (LookupError) a named distribution is not in the environment
+    │   └── IndexPageError (ValueError)    a package index page that cannot be read
     ├── FilesystemError (OSError)          exit 1: a file operation failed; nothing changed
     │   ├── LockTimeoutError               exit 3: a file stayed locked past the retry budget
     │   ├── RollbackIncompleteError        exit 4: undo could not finish; run `stalwart recover`
@@ -22,6 +23,8 @@ The CLI maps these classes to exit codes with one table (``stalwart.cli``)::
     │   ├── EnvironmentBusyError           another stalwart process holds the environment
     │   └── PendingTransactionError        an interrupted command must be recovered first
     └── UsageError (ValueError)            exit 2: what the user typed is wrong
+        ├── InvalidRequirementError        a requirement, or a line of a requirements file
+        └── LockFileError                  a pylock.toml that cannot be installed from
 
 Every error carries a ``subject`` (the wheel, file or environment at fault, or ``None``) and a
 list of ``problems``; ``str()`` shows the first :data:`MAX_SHOWN` of them, each cut to
@@ -54,6 +57,9 @@ __all__ = [
     "EnvironmentBusyError",
     "PendingTransactionError",
     "UsageError",
+    "InvalidRequirementError",
+    "LockFileError",
+    "IndexPageError",
     "LOCK_HINT",
     "render_problems",
 ]
@@ -256,3 +262,24 @@ class PendingTransactionError(TargetEnvironmentError):
 
 class UsageError(StalwartError, ValueError):
     """The command line or API call is wrong (conflicting options, an unreadable argument)."""
+
+
+# -- requirements, lock files and indexes --
+
+
+class InvalidRequirementError(UsageError):
+    """A requirement the user typed, or a line of their requirements file, breaks a rule.
+
+    The subject is the text itself, or ``file:line`` for a requirements file.
+    """
+
+
+class LockFileError(UsageError):
+    """A ``pylock.toml`` (PEP 751) is malformed or cannot be installed for this target."""
+
+
+class IndexPageError(RequestError, ValueError):
+    """A package index answered with a page that cannot be read; the subject is its URL.
+
+    URLs in the subject and problems never carry credentials (``stalwart.index.simple.redact_url``).
+    """

@@ -1,0 +1,1 @@
+"""Reading package indexes: project pages and the choice of files on them. Pure (no network)."""
