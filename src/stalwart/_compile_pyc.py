@@ -1,6 +1,7 @@
 # Run by the *target* interpreter (CPython/PyPy 3.8+), never imported by stalwart itself.
 # Reads [[source_path, final_path], ...] as JSON on stdin; for each, prints one JSON line:
-# {"pyc": <cache path relative to the final file's dir>, "data": <base64>} or {"error": ...}.
+# {"pyc": <cache path relative to the final file's dir>, "data": <base64>} or {"error": ...},
+# after a marker line (a .pth file may have printed anything at start-up).
 # It compiles but does not write: stalwart writes the bytecode through its filesystem layer.
 import base64
 import importlib.util
@@ -15,6 +16,7 @@ def main():
     # Like py_compile: with SOURCE_DATE_EPOCH set (reproducible builds), hash-checked bytecode.
     hashed = bool(os.environ.get("SOURCE_DATE_EPOCH"))
     out = sys.stdout
+    out.write("\x1estalwart-compile-begin\x1e\n")
     for source, final in items:
         try:
             with open(source, "rb") as f:

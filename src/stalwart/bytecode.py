@@ -21,6 +21,8 @@ from stalwart.interpreter import helper_script, interpreter_env
 __all__ = ["Source", "Compiled", "Compiler"]
 
 _COMPILE_CHUNK = 40  # .py files per compiling process, at least
+#: Printed by _compile_pyc.py before its answers: what a .pth file prints comes before it.
+_BEGIN = "\x1estalwart-compile-begin\x1e\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,12 @@ class Compiler:
             if proc.returncode != 0:
                 errors.append(f"byte-compilation failed: {stderr.strip()[-500:]}")
                 continue
-            for source, line in zip(chunk, stdout.splitlines(), strict=True):
+            _, found, answer = stdout.rpartition(_BEGIN)
+            lines = answer.splitlines()
+            if not found or len(lines) != len(chunk):
+                errors.append(f"byte-compilation gave no usable answer: {stderr.strip()[-500:]}")
+                continue
+            for source, line in zip(chunk, lines, strict=True):
                 row = json.loads(line)
                 if "error" in row:
                     errors.append(f"{source.final}: {row['error']}")
