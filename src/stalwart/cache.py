@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["cache_dir", "state_home", "ENV_CACHE_DIR", "ENV_STATE_DIR"]
+__all__ = ["cache_dir", "state_home", "CacheLayout", "ENV_CACHE_DIR", "ENV_STATE_DIR"]
 
 ENV_CACHE_DIR = "STALWART_CACHE_DIR"
 ENV_STATE_DIR = "STALWART_STATE_DIR"
@@ -54,3 +54,34 @@ def state_home() -> str:
     xdg = os.environ.get("XDG_STATE_HOME", "").strip()
     base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/state")
     return os.path.join(base, "stalwart")
+
+
+class CacheLayout:
+    """Where each kind of cached thing lives below one cache directory. Paths only; the
+    writers (the network client, the unpacked-wheel cache) write through :mod:`stalwart.fs`.
+
+    - ``interpreters/<key>.json``      what a target interpreter reported
+    - ``http/<key>.json`` + ``.body``  index pages with their ETag/Last-Modified
+    - ``wheels/<sha256>/<filename>``   wheel files, content-addressed by their sha256 (downloads
+                                        and, later, local wheels: one store for both)
+    - ``metadata/<sha256>.metadata``   PEP 658 metadata files, by their own sha256
+    """
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root if root is not None else cache_dir()
+
+    def interpreters(self) -> str:
+        return os.path.join(self.root, "interpreters")
+
+    def http(self) -> str:
+        return os.path.join(self.root, "http")
+
+    def wheels(self) -> str:
+        return os.path.join(self.root, "wheels")
+
+    def wheel(self, sha256: str, filename: str) -> str:
+        """The cached wheel file with this sha256 (hex) and name."""
+        return os.path.join(self.root, "wheels", sha256, filename)
+
+    def metadata(self, sha256: str) -> str:
+        return os.path.join(self.root, "metadata", f"{sha256}.metadata")
