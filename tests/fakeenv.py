@@ -10,6 +10,7 @@ advance. Tests that need a real interpreter use :mod:`venvs` instead.
 - :func:`prefix_info`  what the interpreter reports when asked for a ``--prefix`` scheme
 - :func:`materialize`  creates an environment's scheme directories and its interpreter file
 - :func:`write_dist`   an installed ``.dist-info`` with a correct RECORD, as an installer leaves it
+- :class:`Wheels`      opens wheels built with ``wheelfactory`` and closes them after the test
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import os
 import sys
 import sysconfig
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import default_environment
 
 from stalwart.environment import Environment
 from stalwart.interpreter import InterpreterInfo
-from wheelfactory import record_bytes, record_row
+from stalwart.wheel.wheelfile import Wheel, open_wheel
+from wheelfactory import build_wheel, record_bytes, record_row
 
 __all__ = [
     "VERSION",
@@ -33,6 +37,7 @@ __all__ = [
     "prefix_info",
     "materialize",
     "write_dist",
+    "Wheels",
 ]
 
 VERSION = (3, 11, 7)
@@ -235,3 +240,23 @@ def write_dist(
             rows.append((f"{prefix}/RECORD", "", ""))
         (dist_info / "RECORD").write_bytes(record_bytes(rows))
     return dist_info
+
+
+class Wheels:
+    """Opens wheels and closes every one when *stack* closes (an open wheel holds its file).
+
+    ``wheels(name, version, files, **build_wheel keywords)`` builds one with
+    :func:`wheelfactory.build_wheel` into *directory* and opens it; :meth:`open` opens a path.
+    """
+
+    def __init__(self, directory: Path, stack: ExitStack) -> None:
+        self.directory = directory
+        self.stack = stack
+
+    def open(self, path: Path, **kw: Any) -> Wheel:
+        opened = open_wheel(path, **kw)
+        self.stack.callback(opened.close)
+        return opened
+
+    def __call__(self, name: str, version: str, files: Mapping[str, bytes], **kw: Any) -> Wheel:
+        return self.open(build_wheel(self.directory, name, version, files, **kw))

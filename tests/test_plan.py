@@ -10,20 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakeenv import prefix_info, venv_info
+from fakeenv import Wheels, prefix_info, venv_info
 from stalwart.environment import Environment
 from stalwart.errors import InvalidWheelError
 from stalwart.plan import INSTALLER, Extract, Generate, WheelPlan, plan_wheel, record_path
 from stalwart.wheel.archive import Entry
-from stalwart.wheel.wheelfile import Wheel, open_wheel
-from wheelfactory import build_wheel, make_wheel, wheel_files, with_record
+from wheelfactory import make_wheel, wheel_files, with_record
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX layouts")
 
@@ -36,22 +35,6 @@ def venv(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(venv: Path) -> Environment:
     return Environment(venv_info(venv, platlib="lib64"))
-
-
-class Wheels:
-    """Builds and opens wheels below *directory*; closes every one at the end of the test."""
-
-    def __init__(self, directory: Path, stack: ExitStack) -> None:
-        self.directory = directory
-        self.stack = stack
-
-    def open(self, path: Path) -> Wheel:
-        opened = open_wheel(path)
-        self.stack.callback(opened.close)
-        return opened
-
-    def __call__(self, name: str, version: str, files: Mapping[str, bytes], **kw: Any) -> Wheel:
-        return self.open(build_wheel(self.directory, name, version, files, **kw))
 
 
 @pytest.fixture
