@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,12 @@ def sha256(data: bytes) -> bytes:
 
 @st.composite
 def entries(draw: st.DrawFn) -> RecordEntry:
-    # Any text a path can hold, but a lone CR: see test_a_path_with_a_carriage_return_round_trips.
+    # Any text a file name can hold (no NUL, no lone surrogate), but a lone CR: see
+    # test_a_path_with_a_carriage_return_round_trips.
     path = draw(
-        st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"), min_size=1)
+        st.text(
+            st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\x00"), min_size=1
+        )
     )
     hashed = draw(st.one_of(st.none(), st.tuples(st.sampled_from(ACCEPTED_HASHES), st.binary())))
     size = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=2**64)))
@@ -104,15 +108,17 @@ def test_parse_record_reads_hashes_and_sizes() -> None:
     )
 
 
+# Rows breaking one rule each, and a pattern the problem must match (the wording around the
+# rule may change; the rule and the offending value must be named).
 BAD_ROWS = [
-    ("two,fields", "expected 3 fields, found 2"),
-    ("a,b,c,d", "expected 3 fields, found 4"),
-    (",,", "empty path"),
-    ("p1,sha256,1", "not of the form name=value"),
-    ("p2,sha256=a,1", "not urlsafe base64"),
-    ("p3,sha256=AAAA,1", "wrong length for sha256"),
-    (f"p4,{record_hash(b'')},12kB", "size '12kB' is not a number"),
-    (f"p5,{record_hash(b'')},-1", "size '-1' is not a number"),
+    ("two,fields", r"expected 3 fields.*found 2"),
+    ("a,b,c,d", r"expected 3 fields.*found 4"),
+    (",,", r"empty path"),
+    ("p1,sha256,1", r"not of the form name=value"),
+    ("p2,sha256=a,1", r"not urlsafe base64"),
+    ("p3,sha256=AAAA,1", r"wrong length for sha256"),
+    (f"p4,{record_hash(b'')},12kB", r"size '12kB' is not a number"),
+    (f"p5,{record_hash(b'')},-1", r"size '-1' is not a number"),
 ]
 
 
@@ -124,24 +130,23 @@ def test_strict_parsing_reports_every_bad_row_with_its_line() -> None:
     assert len(problems) == len(BAD_ROWS)
     for line, (problem, (_, wanted)) in enumerate(zip(problems, BAD_ROWS, strict=True), start=2):
         assert problem.startswith(f"demo/RECORD line {line}: "), problem
-        assert wanted in problem, problem
+        assert re.search(wanted, problem), problem
 
 
 def test_lenient_parsing_keeps_the_paths_of_rows_with_bad_hashes_or_sizes() -> None:
     text = "\n".join(row for row, _ in BAD_ROWS) + "\n"
     got, problems = parse_record(text, lenient=True)
     # Only what makes a row useless is reported: its shape, or no path at all.
-    assert [p.split(": ", 1)[1] for p in problems] == [
-        "expected 3 fields, found 2",
-        "expected 3 fields, found 4",
-        "empty path",
-    ]
-    assert got == [
-        RecordEntry("p1", size=1),
-        RecordEntry("p2", size=1),
-        RecordEntry("p3", size=1),
-        RecordEntry("p4", "sha256", sha256(b"")),
-        RecordEntry("p5", "sha256", sha256(b"")),
+    assert len(problems) == 3, problems
+    for problem, (_, wanted) in zip(problems, BAD_ROWS[:3], strict=True):
+        assert re.search(wanted, problem), problem
+    # The others are kept for their paths; a hash that cannot be decoded has no digest.
+    assert [(e.path, e.digest, e.size) for e in got] == [
+        ("p1", None, 1),
+        ("p2", None, 1),
+        ("p3", None, 1),
+        ("p4", sha256(b""), None),
+        ("p5", sha256(b""), None),
     ]
 
 
