@@ -20,6 +20,7 @@ from stalwart.installed import (
     record_path_to_abs,
     require,
 )
+from stalwart.paths import PathKeys
 from stalwart.wheel.record import RecordEntry
 from wheelfactory import record_bytes, record_hash
 
@@ -207,14 +208,17 @@ def test_file_owners_lists_every_owner_of_a_path(pure: Path) -> None:
     write_dist(pure, "ns-one", "1.0", {**shared, "ns/one.py": b""})
     write_dist(pure, "ns-two", "2.0", {**shared, "ns/two.py": b""})
     found = find_installed([str(pure)])
-    owners = file_owners(found.values())
-    init = os.path.normcase(str(pure / "ns" / "__init__.py"))
+    keys = PathKeys()
+    owners = file_owners(found.values(), keys)
+    init = keys.key(str(pure / "ns" / "__init__.py"))
     assert sorted((d.name, e.path) for d, e in owners[init]) == [
         ("ns-one", "ns/__init__.py"),
         ("ns-two", "ns/__init__.py"),
     ]
-    assert [d.name for d, _ in owners[os.path.normcase(str(pure / "ns" / "one.py"))]] == ["ns-one"]
-    assert os.path.normcase(str(pure / "ns-two-2.0.dist-info" / "RECORD")) in owners
+    assert [d.name for d, _ in owners[keys.key(str(pure / "ns" / "one.py"))]] == ["ns-one"]
+    assert keys.key(str(pure / "ns-two-2.0.dist-info" / "RECORD")) in owners
+    # Identity, not spelling: the same file through another path is the same key.
+    assert keys.key(str(pure / "ns" / ".." / "ns" / "one.py")) in owners
 
 
 def test_record_path_to_abs() -> None:

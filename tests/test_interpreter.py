@@ -164,11 +164,6 @@ def test_query_the_running_interpreter(cache: Path) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_query_interpreter.py's markers() leaves out the PEP 508 variable 'sys_platform', "
-    "so InterpreterInfo.markers lacks a key packaging.markers.default_environment() has",
-)
 def test_the_marker_environment_is_packagings(cache: Path) -> None:
     # The target evaluates PEP 508 markers itself; for this interpreter they are packaging's.
     info = query_interpreter(sys.executable)

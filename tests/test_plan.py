@@ -343,13 +343,6 @@ def test_record_path() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_wheel checks .data/headers members only against scheme.headers, which is "
-    "built from METADATA's Name: a wheel '_-1.0' whose METADATA says 'Name: ..' (it "
-    "canonicalizes to the filename's name) gets <venv>/include/site/python3.11/.. and writes "
-    "its headers one level up, outside any per-distribution directory",
-)
 def test_headers_stay_in_a_directory_of_their_own(
     tmp_path: Path, wheel: Wheels, env: Environment, venv: Path
 ) -> None:

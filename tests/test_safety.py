@@ -20,6 +20,7 @@ from fakeenv import Wheels, materialize, system_info, venv_info, write_dist
 from stalwart.environment import Environment
 from stalwart.errors import ConflictError, ExternallyManagedError, TargetEnvironmentError
 from stalwart.installed import Installed, find_installed
+from stalwart.paths import PathKeys
 from stalwart.plan import WheelPlan, plan_wheel
 from stalwart.safety import check_conflicts, check_destinations, check_externally_managed
 from stalwart.staging import StagedWheel, stage_wheels
@@ -319,7 +320,7 @@ def test_a_file_cannot_replace_a_directory_that_holds_files(
     want = [f"{site / 'thing'} is a directory that holds {held}; a file cannot replace it"]
     assert conflicts(staged, {}) == want
     assert conflicts(staged, {}, allow_overwrite=True) == want  # overwriting would delete
-    assert conflicts(staged, {}, removing=frozenset({os.path.normcase(held)})) == []
+    assert conflicts(staged, {}, removing=frozenset({PathKeys().key(held)})) == []
 
 
 def test_every_conflict_is_listed(command: Command, venv_env: Environment) -> None:

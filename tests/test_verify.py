@@ -11,6 +11,7 @@ from fakeenv import materialize, venv_info, write_dist
 from stalwart.environment import Environment
 from stalwart.errors import NotInstalledError
 from stalwart.installed import find_installed
+from stalwart.paths import PathKeys
 from stalwart.verify import VerifyReport, verify_distribution, verify_environment
 from treesnap import snapshot
 
@@ -121,7 +122,7 @@ def test_files_owned_by_another_distribution_are_not_extra(env: Environment, sit
     # Without knowing the other owners, ns/two.py looks planted in ns-one's directory.
     one = find_installed(env.lib_dirs)["ns-one"]
     assert verify_distribution(one).extra == [str(site / "ns" / "two.py")]
-    assert verify_distribution(one, {os.path.normcase(str(site / "ns" / "two.py"))}).ok
+    assert verify_distribution(one, {PathKeys().key(str(site / "ns" / "two.py"))}).ok
 
 
 def test_a_distribution_without_record(env: Environment, site: Path) -> None:

@@ -176,14 +176,15 @@ class Environment:
         version = info.version[:2]
         platforms = self._platforms()
         if info.implementation == "cpython":
-            abi = f"cp{version[0]}{version[1]}{'t' if info.gil_disabled else ''}"
-            abi += "d" if info.debug else ""
-            result = list(t.cpython_tags(version, [abi], platforms))
+            release = f"cp{version[0]}{version[1]}{'t' if info.gil_disabled else ''}"
+            # A debug build also loads release-ABI extensions (3.8+), as packaging.tags says.
+            abis = [f"{release}d", release] if info.debug else [release]
+            result = list(t.cpython_tags(version, abis, platforms))
             interpreter = f"cp{version[0]}{version[1]}"
         else:
-            interpreter = f"{t.interpreter_name()}{version[0]}{version[1]}"
-            abi = info.soabi.replace("-", "_").replace(".", "_") if info.soabi else "none"
-            result = list(t.generic_tags(interpreter, [abi], platforms))
+            short = _INTERPRETER_NAMES.get(info.implementation, info.implementation)
+            interpreter = f"{short}{version[0]}{version[1]}"
+            result = list(t.generic_tags(interpreter, [_generic_abi(info.soabi)], platforms))
         result.extend(t.compatible_tags(version, interpreter, platforms))
         return result
 
@@ -201,6 +202,27 @@ class Environment:
         ):
             return list(t.platform_tags())
         return [info.platform.replace("-", "_").replace(".", "_")]
+
+
+#: PEP 425 short names of implementations (``packaging.tags.INTERPRETER_SHORT_NAMES``), for the
+#: *target*: the interpreter running stalwart may be another one.
+_INTERPRETER_NAMES = {
+    "python": "py",
+    "cpython": "cp",
+    "pypy": "pp",
+    "ironpython": "ip",
+    "jython": "jy",
+}
+
+
+def _generic_abi(soabi: str) -> str:
+    """The ABI tag of a non-CPython target from its SOABI, as packaging derives it
+    (``pypy310-pp73-x86_64-linux-gnu`` -> ``pypy310_pp73``; none -> ``none``)."""
+    if not soabi:
+        return "none"
+    parts = soabi.split("-")
+    head = "_".join(parts[:2]) if soabi.startswith("pypy") and len(parts) > 1 else parts[0]
+    return head.replace(".", "_")
 
 
 def query_environment(

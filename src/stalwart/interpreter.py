@@ -31,7 +31,7 @@ __all__ = [
     "QUERY_END",
 ]
 
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 #: Markers around the query's answer: a ``.pth`` file in the target's site-packages may print
 #: anything to stdout at start-up, before the query runs.
 QUERY_BEGIN = "\x1estalwart-query-begin\x1e"

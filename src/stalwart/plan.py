@@ -83,7 +83,11 @@ def plan_wheel(
     direct_url: dict[str, object] | None = None,
 ) -> WheelPlan:
     """Map every member of *wheel* to its place in *env*; generate scripts and metadata."""
-    scheme = env.scheme(wheel.display_name)
+    # Headers go to a directory named after the distribution: only a valid project name
+    # (PEP 508) may name it, never METADATA text such as "..".
+    scheme = env.scheme(
+        wheel.display_name if _VALID_NAME.fullmatch(wheel.display_name) else wheel.name
+    )
     lib_dir = scheme.purelib if wheel.root_is_purelib else scheme.platlib
     dist_info_dir = os.path.join(lib_dir, wheel.dist_info)
     problems: list[str] = []
@@ -184,6 +188,8 @@ def _foreign_place(keys: PathKeys, env: Environment, wheel: Wheel, dest: str) ->
 
 
 _VERSIONED = {"pip": "pip", "setuptools": "easy_install"}
+# PEP 508 / core metadata: a project name.
+_VALID_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def _versioned_scripts(
