@@ -3,12 +3,15 @@
 ``stalwart.fs.faults`` raises errors that carry ``winerror`` exactly where the OS would, so the
 Windows handling of access denied (WinError 5) runs here on Linux too, with fake time. The real
 Windows behaviour behind these codes is exercised by ``test_windows_locks.py`` on Windows.
+Junctions cannot be faked that way: the tests that need real ones run on Windows only.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,3 +147,66 @@ def test_rollback_restores_a_read_only_file_with_its_mode(
     assert old.read_bytes() == b"old module"
     assert mode_of(old) == READ_ONLY
     assert sorted(p.name for p in env.iterdir()) == ["old.pyd"]
+
+
+# --- junctions (Windows only: they need NTFS) ----------------------------------------------------
+
+needs_junctions = pytest.mark.skipif(sys.platform != "win32", reason="NTFS junctions: Windows only")
+
+
+def make_junction(link: Path, target: Path) -> Path:
+    """``mklink /J``: a directory junction, which needs no privilege (unlike a symlink)."""
+    subprocess.run(
+        ["cmd", "/c", "mklink", "/J", str(link), str(target)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert link.is_dir()
+    assert (link / "keep.txt").is_file()  # it really leads to the target
+    return link
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory a junction points at; nothing in it may be removed."""
+    target = tmp_path / "outside"
+    target.mkdir()
+    make_file(target / "keep.txt", b"not yours")
+    return target
+
+
+@needs_junctions
+def test_rmtree_of_a_junction_removes_the_link_not_the_target(
+    tmp_path: Path, outside: Path, fake_time: FakeTime
+) -> None:
+    link = make_junction(tmp_path / "link", outside)
+    assert fs.rmtree(link) == []
+    assert not os.path.lexists(link)
+    assert (outside / "keep.txt").read_bytes() == b"not yours"
+
+
+@needs_junctions
+def test_rmtree_removes_a_junction_inside_the_tree_not_its_target(
+    tmp_path: Path, outside: Path, fake_time: FakeTime
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    make_file(tree / "sub" / "a.py", b"a")
+    make_junction(tree / "sub" / "link", outside)
+    assert fs.rmtree(tree) == []
+    assert not tree.exists()
+    assert (outside / "keep.txt").read_bytes() == b"not yours"
+    assert fake_time.sleeps == []  # nothing was waited for
+
+
+@needs_junctions
+def test_empty_trash_removes_a_junction_not_its_target(
+    tmp_path: Path, outside: Path, fake_time: FakeTime
+) -> None:
+    trash = tmp_path / "trash"
+    trash.mkdir()
+    make_junction(trash / "pkg.1.0", outside)
+    assert fs.empty_trash(trash) == []
+    assert not trash.exists()
+    assert (outside / "keep.txt").read_bytes() == b"not yours"

@@ -347,7 +347,8 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
     """Remove a directory tree, retrying each entry on its own.
 
     A file or directory that stays locked past the budget is moved into *trash* (when given)
-    and removal goes on; the paths moved there are returned. Symlinks are removed, not followed.
+    and removal goes on; the paths moved there are returned. Symlinks and junctions are removed,
+    not followed.
     """
     trashed: list[str] = []
     top = _s(path)
@@ -360,6 +361,9 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
     if not stat.S_ISDIR(st.st_mode):
         moved = unlink(top, trash=trash)
         return [moved] if moved else trashed
+    if _is_junction(top, st):
+        rmdir(top)  # the link itself; its target is not ours to empty
+        return trashed
     _rmtree(top, None if trash is None else _s(trash), trashed)
     return trashed
 
@@ -368,7 +372,7 @@ def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
     with os.scandir(top) as it:
         entries = [(e.path, e.is_dir(follow_symlinks=False)) for e in it]
     for entry, is_dir in entries:
-        if is_dir and _is_reparse_point(entry):
+        if is_dir and _is_junction(entry):
             rmdir(entry)  # a junction: remove the link, never what it points to
             continue
         if is_dir:
@@ -413,7 +417,8 @@ def empty_trash(trash: StrPath) -> list[str]:
 def _remove_now(path: str) -> bool:
     """One attempt, no retry, at removing *path* and everything below it."""
     try:
-        is_dir = stat.S_ISDIR(os.lstat(path).st_mode) and not _is_reparse_point(path)
+        st = os.lstat(path)
+        is_dir = stat.S_ISDIR(st.st_mode) and not _is_junction(path, st)
         if is_dir:
             with os.scandir(path) as it:
                 children = [e.path for e in it]
@@ -466,12 +471,27 @@ def rmdir_if_empty(path: StrPath) -> bool:
     return True
 
 
-def _is_reparse_point(path: str) -> bool:
-    """A Windows junction or mount point: removed as a link, never descended into."""
+# Windows reparse point constants (the stat module defines the tag only on Windows).
+_FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+_IO_REPARSE_TAG_MOUNT_POINT = 0xA0000003
+
+
+def _is_junction(path: str, st: os.stat_result | None = None) -> bool:
+    """A Windows junction or volume mount point: removed as a link, never descended into.
+
+    Only the mount-point tag counts, as in ``shutil.rmtree``: other reparse points on
+    directories (OneDrive placeholders, Windows container layers, deduplicated data) are
+    ordinary directories whose contents must go first; ``rmdir`` on one would only meet "not
+    empty" (WinError 145), which the retry loop waits out for the whole budget. Directory
+    symlinks are not ``is_dir(follow_symlinks=False)`` and never get here.
+    """
     if not WINDOWS:
         return False
-    attributes = getattr(os.lstat(path), "st_file_attributes", 0)
-    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400))
+    if st is None:
+        st = os.lstat(path)
+    attributes = getattr(st, "st_file_attributes", 0)
+    tag = getattr(st, "st_reparse_tag", 0)
+    return bool(attributes & _FILE_ATTRIBUTE_REPARSE_POINT) and tag == _IO_REPARSE_TAG_MOUNT_POINT
 
 
 def _mkdir_tree(path: StrPath, mode: int) -> None:
