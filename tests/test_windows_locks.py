@@ -8,7 +8,9 @@ antivirus scanners, indexers and running programs do:
 - a file marked for deletion while a handle stays open (classic delete-pending semantics): its
   directory cannot be removed yet, WinError 145;
 - a running ``.exe`` (a distlib console-script launcher that sleeps): it cannot be deleted or
-  replaced, WinError 5, but it can be renamed, which is what the trash relies on.
+  replaced, WinError 5, but it can be renamed, which is what the trash relies on;
+- a memory-mapped file (``mmap`` keeps a section open): it cannot be truncated, WinError 1224;
+- a byte-range lock (``msvcrt.locking``): its bytes cannot be read, WinError 33.
 
 Each lock is either released by a background thread after ``HOLD`` seconds (that thread's sleep
 stands for the other program's behaviour) and the operation must succeed after recording a lock
@@ -44,7 +46,8 @@ from wheelfactory import make_wheel
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32",
-    reason="holds real Windows locks (CreateFileW share modes, delete-pending files, running .exe)",
+    reason="holds real Windows locks (CreateFileW share modes, delete-pending files, a running "
+    ".exe, mmap, msvcrt.locking)",
 )
 
 HOLD = 0.4  # seconds the other party keeps its lock in the "released in time" tests
@@ -56,7 +59,9 @@ PATIENT = fs.RetryPolicy(timeout=30.0, brief_timeout=30.0)
 # WinError codes (https://learn.microsoft.com/windows/win32/debug/system-error-codes).
 ACCESS_DENIED = 5
 SHARING_VIOLATION = 32
+LOCK_VIOLATION = 33
 DIR_NOT_EMPTY = 145
+USER_MAPPED_FILE = 1224
 
 
 # --- the other party: Win32 calls through ctypes -------------------------------------------------
@@ -221,6 +226,38 @@ class RunningExe(Lock):
     @property
     def running(self) -> bool:
         return self.proc.poll() is None
+
+
+class Mapped(Lock):
+    """A memory map of the file (a section stays open, as in a program using mmap)."""
+
+    def _take(self) -> None:
+        import mmap
+
+        with self.path.open("rb") as f:
+            self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        # The map keeps its own handle: the file object is closed, the section is not.
+
+    def _release(self) -> None:
+        self.map.close()
+
+
+class ByteRangeLock(Lock):
+    """``msvcrt.locking`` on every byte of the file, from a file opened as Python opens files."""
+
+    def _take(self) -> None:
+        import msvcrt
+
+        self.size = self.path.stat().st_size
+        self.file = self.path.open("r+b")
+        msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, self.size)  # type: ignore[attr-defined]
+
+    def _release(self) -> None:
+        import msvcrt
+
+        self.file.seek(0)  # locking() works from the current position
+        msvcrt.locking(self.file.fileno(), msvcrt.LK_UNLCK, self.size)  # type: ignore[attr-defined]
+        self.file.close()
 
 
 @pytest.fixture
@@ -438,6 +475,54 @@ class ReplaceRunning(UnlinkRunning):
         assert self.src.read_bytes() == b"new launcher"
 
 
+class OpenForWriteMapped(Case):
+    """fs.open_for_write truncating a memory-mapped file (1224). ``os.open`` reports it as a
+    bare EINVAL; the layer asks again through CreateFileW to see the Windows code."""
+
+    codes = frozenset({USER_MAPPED_FILE})
+
+    def setup(self) -> None:
+        self.held = write(self.tmp / "site" / "data.bin", b"mapped data")
+
+    def lock(self) -> Lock:
+        return Mapped(self.held)
+
+    def run(self) -> object:
+        with fs.open_for_write(self.held) as writer:
+            return writer.write(b"new data")
+
+    def check_done(self, result: object) -> None:
+        assert result == len(b"new data")
+        assert self.held.read_bytes() == b"new data"
+
+    def check_untouched(self) -> None:
+        assert self.held.read_bytes() == b"mapped data"
+
+
+class CopyByteLocked(Case):
+    """fs.copy of a file whose bytes another program locked (ReadFile: 33). The C runtime
+    reports it as EACCES; the layer asks again through ReadFile to see the Windows code."""
+
+    codes = frozenset({LOCK_VIOLATION})
+
+    def setup(self) -> None:
+        self.held = write(self.tmp / "cache" / "mod.pyd", b"locked module")
+        self.dst = self.tmp / "stage" / "mod.pyd"
+        self.dst.parent.mkdir()
+
+    def lock(self) -> Lock:
+        return ByteRangeLock(self.held)
+
+    def run(self) -> object:
+        return fs.copy(self.held, self.dst)
+
+    def check_done(self, result: object) -> None:
+        assert self.dst.read_bytes() == b"locked module"
+
+    def check_untouched(self) -> None:
+        assert self.held.read_bytes() == b"locked module"
+
+
 CASES: list[type[Case]] = [
     ReplaceScanned,
     UnlinkScanned,
@@ -446,6 +531,8 @@ CASES: list[type[Case]] = [
     RmdirDeletePending,
     UnlinkRunning,
     ReplaceRunning,
+    OpenForWriteMapped,
+    CopyByteLocked,
 ]
 cases = pytest.mark.parametrize("case_cls", CASES, ids=lambda c: c.__name__)
 
@@ -505,9 +592,10 @@ def test_lock_held_past_the_budget_raises_and_changes_nothing(
     assert err.winerror in case.codes, err
     assert SMALL_BUDGET <= err.elapsed < SMALL_BUDGET + 10
     assert err.attempts >= 2
-    case.check_untouched()
     (episode,) = episodes_on(rt.stats, locked_path(case))
     assert not episode.resolved
+    locks[0].release()  # then look: a byte-range lock would keep even reading out
+    case.check_untouched()
 
 
 def test_running_exe_held_for_ever_goes_to_the_trash(tmp_path: Path, locks: list[Lock]) -> None:
