@@ -26,11 +26,17 @@ import pytest
 import stalwart
 import stalwart.cli
 import stalwart.fs
+from platforms import posix_only
 from stalwart.environment import query_environment
 from stalwart.errors import ExternallyManagedError
 from stalwart.install import InstallOptions, _check_externally_managed, install
 from treesnap import snapshot
 from wheelfactory import make_wheel
+
+# The venv fixtures assume the POSIX layout (bin/, lib/pythonX.Y/site-packages), installed
+# scripts are checked for mode and shebang, and some tests run /bin/sh or make symlinks. (The
+# few tests that use none of that, such as --version and usage errors, go with the module.)
+pytestmark = posix_only("POSIX venv layout (bin/, lib/pythonX.Y), file modes, /bin/sh, symlinks")
 
 STALWART = Path(sys.executable).with_name("stalwart")
 SUMMARY = re.compile(r"^Installed (\d+) packages? in \d+ ms$", re.MULTILINE)

@@ -59,6 +59,7 @@ from realwheels import (
 pytestmark = [
     pytest.mark.network,
     # Modes, shebangs and bin/ are POSIX; Windows launchers are compared in test_scripts.
+    pytest.mark.posix_only,
     pytest.mark.skipif(os.name == "nt", reason="compares POSIX venv layouts"),
 ]
 

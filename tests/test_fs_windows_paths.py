@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import stalwart.fs as fs
+from platforms import windows_only
 from stalwart.errors import LockTimeoutError
 from stalwart.fs.faults import FaultInjector
 from stalwart.transaction import Transaction
@@ -151,7 +151,7 @@ def test_rollback_restores_a_read_only_file_with_its_mode(
 
 # --- junctions (Windows only: they need NTFS) ----------------------------------------------------
 
-needs_junctions = pytest.mark.skipif(sys.platform != "win32", reason="NTFS junctions: Windows only")
+needs_junctions = windows_only("NTFS junctions: Windows only")
 
 
 def make_junction(link: Path, target: Path) -> Path:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from platforms import posix_only
 from stalwart.environment import Environment, query_environment
 from stalwart.errors import (
     IncompatibleWheelError,
@@ -44,6 +45,10 @@ from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.wheelfile import open_wheel
 from treesnap import snapshot
 from wheelfactory import Member, build_zip, make_wheel
+
+# Every case runs against a venv with the POSIX layout, and "no traces" includes no .stalwart/
+# (Windows keeps .stalwart/lock, the file its environment lock is taken on).
+pytestmark = posix_only("POSIX venv layout (<base>/venv/lib/pythonX.Y/site-packages), flock")
 
 STALWART = Path(sys.executable).with_name("stalwart")
 NAME, VERSION = "hostile", "1.0"

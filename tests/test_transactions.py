@@ -56,9 +56,12 @@ from wheelfactory import make_wheel
 
 # The LD_PRELOAD shim, flock, POSIX permission bits and the POSIX venv layout; Windows
 # behaviour is exercised through the fault injector's winerror codes.
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="Linux only: LD_PRELOAD shim, POSIX venvs"
-)
+pytestmark = [
+    pytest.mark.linux_only,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="Linux only: LD_PRELOAD shim, POSIX venvs"
+    ),
+]
 
 STALWART = Path(sys.executable).with_name("stalwart")
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

@@ -39,15 +39,15 @@ from typing import Any, ClassVar
 import pytest
 
 import stalwart.fs as fs
+from platforms import windows_only
 from stalwart.errors import LockTimeoutError
 from stalwart.scripts import ScriptSpec, windows_launcher
 from treesnap import snapshot
 from wheelfactory import make_wheel
 
-pytestmark = pytest.mark.skipif(
-    sys.platform != "win32",
-    reason="holds real Windows locks (CreateFileW share modes, delete-pending files, a running "
-    ".exe, mmap, msvcrt.locking)",
+pytestmark = windows_only(
+    "holds real Windows locks (CreateFileW share modes, delete-pending files, a running .exe, "
+    "mmap, msvcrt.locking)"
 )
 
 HOLD = 0.4  # seconds the other party keeps its lock in the "released in time" tests
