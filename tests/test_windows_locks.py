@@ -175,7 +175,9 @@ class DeletePending(Lock):
             error = ctypes.get_last_error()
             close_handle(self.handle)
             raise ctypes.WinError(error)  # type: ignore[attr-defined]
-        assert self.path.name in os.listdir(self.path.parent), "not delete-pending"
+        if self.path.name not in os.listdir(self.path.parent):
+            close_handle(self.handle)
+            pytest.fail("the file vanished at once: not classic delete-pending semantics")
 
     def _release(self) -> None:
         close_handle(self.handle)
@@ -210,7 +212,10 @@ class RunningExe(Lock):
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the Python child is up: the launcher is running
-        assert line.strip().isdigit(), f"the launcher did not start: {line!r}"
+        if not line.strip().isdigit():
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+            pytest.fail(f"the launcher did not start: {line!r}")
         self.child = int(line)
 
     def _release(self) -> None:
@@ -619,8 +624,13 @@ def test_running_exe_held_for_ever_goes_to_the_trash(tmp_path: Path, locks: list
     # Still running: the one attempt empty_trash makes leaves it there.
     assert fs.empty_trash(trash) == [moved]
     exe.release()
-    assert fs.empty_trash(trash) == []
-    assert not trash.exists()
+    # Each later command makes one attempt; the first after the exit normally succeeds, but the
+    # system may need a moment to let go of a program's image, so allow a few (generous bound).
+    attempts = 1
+    while fs.empty_trash(trash) and attempts < 50:
+        attempts += 1
+        threading.Event().wait(0.2)
+    assert not trash.exists(), f"still in the trash after {attempts} attempts"
 
 
 # --- the real command, upgrading a package whose extension module is held ------------------------
