@@ -23,6 +23,7 @@ import pytest
 import stalwart
 import stalwart.cli
 import stalwart.fs
+from platforms import posix_only
 from stalwart.environment import query_environment
 from stalwart.errors import ExternallyManagedError
 from stalwart.install import InstallOptions, install
@@ -30,6 +31,11 @@ from stalwart.safety import check_externally_managed
 from treesnap import snapshot
 from venvs import PY, Venv, cli_environ, copy_venv
 from wheelfactory import build_wheel
+
+# The venv fixtures assume the POSIX layout (bin/, lib/pythonX.Y/site-packages), installed
+# scripts are checked for mode and shebang, and some tests run /bin/sh or make symlinks. (The
+# few tests that use none of that, such as --version and usage errors, go with the module.)
+pytestmark = posix_only("POSIX venv layout (bin/, lib/pythonX.Y), file modes, /bin/sh, symlinks")
 
 STALWART = Path(sys.executable).with_name("stalwart")
 SUMMARY = re.compile(r"^Installed (\d+) packages? in \d+ ms$", re.MULTILINE)

@@ -58,6 +58,7 @@ from wheelfactory import record_hash
 pytestmark = [
     pytest.mark.network,
     # Modes, shebangs and bin/ are POSIX; Windows launchers are compared in test_scripts.
+    pytest.mark.posix_only,
     pytest.mark.skipif(os.name == "nt", reason="compares POSIX venv layouts"),
 ]
 

@@ -30,9 +30,12 @@ from faultshim.harness import (
     run_under_shim,
 )
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="LD_PRELOAD shim: Linux/glibc only"
-)
+pytestmark = [
+    pytest.mark.linux_only,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="LD_PRELOAD shim: Linux/glibc only"
+    ),
+]
 
 # Tries os.replace(src, dst) `attempts` times, printing the errno of each try (0 = success).
 REPLACE_LOOP = """

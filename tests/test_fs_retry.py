@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 import stalwart.fs as fs
+from platforms import posix_only
 from stalwart.errors import LOCK_HINT, LockTimeoutError
 from stalwart.fs.faults import Fault, FaultInjector
 
@@ -523,7 +524,22 @@ SCENARIOS: list[type[Scenario]] = [
     MoveToTrash,
     RmdirIfEmpty,
 ]
-scenarios = pytest.mark.parametrize("scenario_cls", SCENARIOS, ids=lambda c: c.__name__)
+# Scenarios that cannot run on Windows: mode bits beyond read-only, and a symlink (which needs a
+# privilege there).
+POSIX_SCENARIOS = {
+    Copy: posix_only("checks that copy keeps mode 0o750"),
+    Chmod: posix_only("checks mode bits Windows does not keep"),
+    Rmtree: posix_only("makes a symlink"),
+}
+
+
+def param(cls: type[Scenario]) -> Any:
+    return pytest.param(cls, marks=POSIX_SCENARIOS.get(cls, ()))
+
+
+scenarios = pytest.mark.parametrize(
+    "scenario_cls", [param(c) for c in SCENARIOS], ids=lambda c: c.__name__
+)
 locks = pytest.mark.parametrize("lock", list(LOCKS.values()), ids=list(LOCKS))
 
 
@@ -700,7 +716,7 @@ def test_permission_error_is_raised_at_once_and_unchanged(
 
 
 @pytest.mark.parametrize(
-    "scenario_cls", [s for s in SCENARIOS if s.enoent_raises], ids=lambda c: c.__name__
+    "scenario_cls", [param(s) for s in SCENARIOS if s.enoent_raises], ids=lambda c: c.__name__
 )
 def test_enoent_is_raised_at_once_and_unchanged(
     scenario_cls: type[Scenario], tmp_path: Path, faults: FaultInjector, fake_time: FakeTime
@@ -808,6 +824,7 @@ def test_timeout_zero_from_the_environment(
 # --- no fault: the fast path never enters the retry loop -----------------------------------------
 
 
+@posix_only("runs every scenario, including those with POSIX mode bits and a symlink")
 def test_no_faults_no_retries(tmp_path: Path, faults: FaultInjector, fake_time: FakeTime) -> None:
     for cls in SCENARIOS:
         (tmp_path / cls.__name__).mkdir()
@@ -912,6 +929,7 @@ def test_dir_not_empty_on_rmdir_is_retried(
     assert stats().by_op()[fs.Op.RMDIR].retries == 3
 
 
+@posix_only("expects EACCES; Windows' OSError maps WinError 145 to ENOTEMPTY")
 def test_dir_not_empty_on_rmdir_times_out(
     tmp_path: Path, faults: FaultInjector, fake_time: FakeTime
 ) -> None:
@@ -930,6 +948,7 @@ def test_dir_not_empty_on_rmdir_times_out(
     )
 
 
+@posix_only("expects PermissionError; on Windows WinError 145 makes OSError(ENOTEMPTY)")
 def test_dir_not_empty_elsewhere_is_permanent(
     tmp_path: Path, faults: FaultInjector, fake_time: FakeTime
 ) -> None:
@@ -1065,6 +1084,7 @@ def test_empty_trash_then_nothing_left(tmp_path: Path, fake_time: FakeTime) -> N
     ],
     ids=str,
 )
+@posix_only("checks that the copy keeps mode 0o755")
 def test_link_falls_back_to_copy(
     error: dict[str, int], tmp_path: Path, faults: FaultInjector, fake_time: FakeTime
 ) -> None:
@@ -1122,6 +1142,7 @@ def test_rename_refuses_to_clobber(tmp_path: Path, fake_time: FakeTime) -> None:
 # --- write_atomic and FileWriter -----------------------------------------------------------------
 
 
+@posix_only("checks mode 0o755")
 def test_write_atomic_new_file_with_mode(tmp_path: Path, fake_time: FakeTime) -> None:
     target = tmp_path / "bin" / "tool"
     target.parent.mkdir()
@@ -1190,6 +1211,7 @@ def test_filewriter_removes_partial_file_on_error(
     assert not path.exists()
 
 
+@posix_only("checks mode 0o600 under the umask")
 def test_filewriter_close_keeps_file_and_is_idempotent(tmp_path: Path, fake_time: FakeTime) -> None:
     path = tmp_path / "out"
     writer = fs.open_for_write(path, mode=0o600)

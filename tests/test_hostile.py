@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 import wheelfactory
+from platforms import posix_only
 from stalwart.environment import Environment, query_environment
 from stalwart.errors import (
     IncompatibleWheelError,
@@ -45,6 +46,10 @@ from stalwart.wheel.wheelfile import open_wheel
 from treesnap import snapshot
 from venvs import cli_environ, make_venv
 from wheelfactory import Member, build_zip, make_wheel, record_bytes, record_hash, record_row
+
+# Every case runs against a venv with the POSIX layout, and "no traces" includes no .stalwart/
+# (Windows keeps .stalwart/lock, the file its environment lock is taken on).
+pytestmark = posix_only("POSIX venv layout (<base>/venv/lib/pythonX.Y/site-packages), flock")
 
 STALWART = Path(sys.executable).with_name("stalwart")
 NAME, VERSION = "hostile", "1.0"

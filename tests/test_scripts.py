@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from installer.scripts import Script
 from installer.utils import fix_shebang
 
+import platforms
 from stalwart.errors import InvalidWheelError, TargetEnvironmentError, WheelError
 from stalwart.scripts import (
     SCRIPT_MODE,
@@ -36,7 +37,7 @@ from stalwart.scripts import (
     windows_launcher,
 )
 
-posix_only = pytest.mark.skipif(os.name != "posix", reason="runs POSIX scripts")
+posix_only = platforms.posix_only("runs POSIX scripts")
 
 LONG_PYTHON = "/opt/" + "x" * 130 + "/bin/python3"
 WIN_PYTHON = r"C:\Python311\python.exe"

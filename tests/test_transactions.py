@@ -52,9 +52,12 @@ from venvs import PY, Venv
 
 # The LD_PRELOAD shim, flock, POSIX permission bits and the POSIX venv layout; Windows
 # behaviour is exercised through the fault injector's winerror codes.
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="Linux only: LD_PRELOAD shim, POSIX venvs"
-)
+pytestmark = [
+    pytest.mark.linux_only,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="Linux only: LD_PRELOAD shim, POSIX venvs"
+    ),
+]
 
 STALWART = Path(sys.executable).with_name("stalwart")
 NO_COMPILE = InstallOptions(compile=False)

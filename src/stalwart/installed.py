@@ -91,8 +91,8 @@ def _header_block(f: BinaryIO) -> str:
     lines = []
     size = 0
     for line in f:
-        if not line.strip():
-            break
+        if not line.rstrip(b"\r\n"):
+            break  # only an empty line ends the block: one of blanks continues a field
         size += len(line)
         if size > _MAX_METADATA:
             raise ValueError("metadata headers too large")

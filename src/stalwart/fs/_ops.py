@@ -350,7 +350,8 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
     """Remove a directory tree, retrying each entry on its own.
 
     A file or directory that stays locked past the budget is moved into *trash* (when given)
-    and removal goes on; the paths moved there are returned. Symlinks are removed, not followed.
+    and removal goes on; the paths moved there are returned. Symlinks and junctions are
+    removed, not followed.
     Iterative, so no depth of nesting a wheel can ship makes it fail. A directory it has just
     emptied that still reports "not empty" is waited for like a lock: on Windows a child is
     delete-pending while a scanner holds it (WinError 145), on NFS a silly-renamed file of a
@@ -367,6 +368,9 @@ def rmtree(path: StrPath, *, trash: StrPath | None = None, missing_ok: bool = Tr
     if not stat.S_ISDIR(st.st_mode):
         moved = unlink(top, trash=trash)
         return [moved] if moved else trashed
+    if _is_junction(top, st):
+        rmdir(top)  # the link itself; its target is not ours to empty
+        return trashed
     _rmtree(top, None if trash is None else _s(trash), trashed)
     return trashed
 
@@ -385,7 +389,7 @@ def _rmtree(top: str, trash: str | None, trashed: list[str]) -> None:
             continue
         stack.append((directory, True))
         for entry, is_dir in entries:
-            if is_dir and _is_reparse_point(entry):
+            if is_dir and _is_junction(entry):
                 rmdir(entry)  # a junction: remove the link, never what it points to
             elif is_dir:
                 stack.append((entry, False))
@@ -443,7 +447,7 @@ def _remove_now(path: str) -> bool:
         try:
             if emptied:
                 P.rmdir(entry)
-            elif stat.S_ISDIR(os.lstat(entry).st_mode) and not _is_reparse_point(entry):
+            elif stat.S_ISDIR(os.lstat(entry).st_mode) and not _is_junction(entry):
                 stack.append((entry, True))
                 with P.scandir(entry) as it:
                     stack.extend((child.path, False) for child in it)  # try every child
@@ -492,12 +496,27 @@ def rmdir_if_empty(path: StrPath) -> bool:
     return True
 
 
-def _is_reparse_point(path: str) -> bool:
-    """A Windows junction or mount point: removed as a link, never descended into."""
+# Windows reparse point constants (the stat module defines the tag only on Windows).
+_FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+_IO_REPARSE_TAG_MOUNT_POINT = 0xA0000003
+
+
+def _is_junction(path: str, st: os.stat_result | None = None) -> bool:
+    """A Windows junction or volume mount point: removed as a link, never descended into.
+
+    Only the mount-point tag counts, as in ``shutil.rmtree``: other reparse points on
+    directories (OneDrive placeholders, Windows container layers, deduplicated data) are
+    ordinary directories whose contents must go first; ``rmdir`` on one would only meet "not
+    empty" (WinError 145), which the retry loop waits out for the whole budget. Directory
+    symlinks are not ``is_dir(follow_symlinks=False)`` and never get here.
+    """
     if not WINDOWS:
         return False
-    attributes = getattr(os.lstat(path), "st_file_attributes", 0)
-    return bool(attributes & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400))
+    if st is None:
+        st = os.lstat(path)
+    attributes = getattr(st, "st_file_attributes", 0)
+    tag = getattr(st, "st_reparse_tag", 0)
+    return bool(attributes & _FILE_ATTRIBUTE_REPARSE_POINT) and tag == _IO_REPARSE_TAG_MOUNT_POINT
 
 
 def _mkdir_one(path: StrPath, mode: int) -> None:

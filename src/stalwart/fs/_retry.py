@@ -242,16 +242,22 @@ def forget_fresh() -> None:
 
 
 def _access_denied_target(paths: tuple[str, ...]) -> Target:
-    """Look at the paths behind a Windows access-denied error, clearing read-only on files.
+    """Look at the paths behind a Windows access-denied error, clearing read-only on the target.
 
     Only called after a failure with winerror 5, so the extra stat costs nothing on the fast
-    path. A file this process created is its own class. A read-only file is made writable
+    path. A file this process created is its own class. A read-only target is made writable
     (pip and uv do the same before deleting), after which a further access-denied can only be
     a lock.
+
+    The target is the last path: the file the operation removes, overwrites or creates. Only
+    its read-only attribute can deny the operation; the source of a rename, replace or copy is
+    never changed, since its mode is what the destination must end up with, and an operation
+    that fails (or a transaction rolled back) must leave it exactly as it was.
     """
     if any(path in _fresh for path in paths):
         return Target.OWN_FILE
     seen_file = False
+    target = paths[-1] if paths else None
     for path in paths:
         try:
             st = os.lstat(path)
@@ -260,7 +266,7 @@ def _access_denied_target(paths: tuple[str, ...]) -> Target:
         if stat.S_ISDIR(st.st_mode):
             return Target.DIRECTORY
         seen_file = True
-        if not st.st_mode & stat.S_IWRITE:
+        if path == target and not st.st_mode & stat.S_IWRITE:
             try:
                 _prims.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IWRITE)
             except OSError:
