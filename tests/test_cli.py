@@ -76,7 +76,6 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
             DEMO_FILES,
             entry_points=DEMO_ENTRY_POINTS,
             data=DEMO_DATA,
-            requires=["packaging"],
         ),
         other=build_wheel(root, "other", "2.0", {"other.py": b"X = 1\n"}),
         alpha=build_wheel(root, "alpha", "1.0", {"shared/x.py": b"WHO = 'A'\n", "alpha.py": b""}),
@@ -327,8 +326,15 @@ def test_list_empty_json(cli: Callable[..., Result], venv: Venv) -> None:
     assert json.loads(result.out) == []
 
 
-def test_show(run: Run, venv: Venv, wheels: Wheels) -> None:
-    ok(run("install", "--python", venv.python, wheels.demo))
+def test_show(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
+    user = build_wheel(
+        tmp_path / "w",
+        "demo-user",
+        "2.0",
+        {"demo_user.py": b""},
+        requires=["demo>=1", "rich; extra == 'fancy'"],
+    )
+    ok(run("install", "--python", venv.python, wheels.demo, user))
     proc = ok(run("show", "--python", venv.python, "DEMO"))
     fields = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     assert fields["Name"] == "demo"
@@ -337,8 +343,10 @@ def test_show(run: Run, venv: Venv, wheels: Wheels) -> None:
     assert Path(fields["Location"]) == venv.site
     assert fields["Installer"] == "stalwart"
     assert fields["Requested"] == "yes"
-    assert fields["Requires"] == "packaging"
+    assert fields["Required-by"] == "demo-user"
     assert int(fields["Files"]) > len(DEMO_FILES)
+    other = ok(run("show", "--python", venv.python, "demo-user"))
+    assert "Requires: demo\n" in other.stdout  # names only; the extra's requirement is not one
     assert_error(run("show", "--python", venv.python, "demo", "nope"), 1, "not installed: nope")
 
 
@@ -568,7 +576,7 @@ def test_externally_managed_install_and_cli(
         install([wheels.demo], managed_env)
     assert snapshot(venv.root) == before
 
-    monkeypatch.setattr(stalwart.cli, "_environment", lambda args: managed_env)
+    monkeypatch.setattr(stalwart.cli, "_environment", lambda *args, **kwargs: managed_env)
     result = cli("install", wheels.demo)
     assert_error(result, 4, "externally managed", "--break-system-packages")
     assert result.err.startswith("error: ")

@@ -279,7 +279,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     a, b = _two_venvs(tmp_path_factory.mktemp("conformance"))
     fresh_a, fresh_b = snapshot(a), snapshot(b)
     pip_install(a, wheels)
-    result = stalwart("install", "--python", str(venv_python(b)), *map(str, wheels))
+    result = stalwart("install", "--no-deps", "--python", str(venv_python(b)), *map(str, wheels))
     state = Installed(a, b, fresh_a, fresh_b, snapshot(a), snapshot(b))
     state.runs["install"] = result
     # Observations that run code in the venvs: after the snapshots, before any uninstall.
@@ -462,10 +462,10 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Upgraded:
     fresh_b = snapshot(b)
     runs = {}
     pip_install(a, [old])
-    runs["install-old"] = stalwart("install", "--python", str(venv_python(b)), str(old))
+    runs["install-old"] = stalwart("install", "--no-deps", "--python", str(venv_python(b)), str(old))
     runs["old-tree"] = subprocess.CompletedProcess([], 0, json.dumps(sorted(snapshot(b))))
     pip_install(a, [new])
-    runs["install-new"] = stalwart("install", "--python", str(venv_python(b)), str(new))
+    runs["install-new"] = stalwart("install", "--no-deps", "--python", str(venv_python(b)), str(new))
     state = Upgraded(a, b, fresh_b, snapshot(a), snapshot(b), runs)
     runs["verify"] = stalwart("verify", "--python", str(venv_python(b)), check=False)
     runs["list"] = stalwart("list", "--python", str(venv_python(b)), "--format", "json")
@@ -536,9 +536,9 @@ def namespace(tmp_path_factory: pytest.TempPathFactory) -> Namespace:
     runs = {}
     for wheel in (first, second):
         pip_install(a, [wheel])
-        runs[wheel.name] = stalwart("install", "--python", py, str(wheel))
+        runs[wheel.name] = stalwart("install", "--no-deps", "--python", py, str(wheel))
     before = snapshot(b)
-    runs["other"] = stalwart("install", "--python", py, str(other), check=False)
+    runs["other"] = stalwart("install", "--no-deps", "--python", py, str(other), check=False)
     runs["verify"] = stalwart("verify", "--python", py, check=False)
     return Namespace(a, b, snapshot(a), snapshot(b), before, runs)
 

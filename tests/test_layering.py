@@ -93,12 +93,14 @@ def _read_only(call: ast.Call) -> bool:
 LAYERS: list[set[str]] = [
     {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
     {"fs", "wheel", "scripts", "index"},
-    {"interpreter", "journalkey", "envlock", "installed", "requirements"},
+    {"interpreter", "journalkey", "envlock", "installed", "requirements", "net"},
     {"environment", "transaction", "bytecode"},
     {"plan", "session", "results"},
-    {"staging", "verify"},
+    {"staging", "verify", "resolve"},
     {"safety", "uninstall"},
     {"install", "selfcheck"},
+    {"fetch"},
+    {"satisfy"},
     {"cli"},
     {"__main__", "__init__"},
 ]

@@ -70,8 +70,14 @@ def copy_venv(src: Venv | Path, dst: Path) -> Venv:
 def cli_environ(cache: Path) -> dict[str, str]:
     """The environment for running the real CLI: no STALWART_*/PYTHON* leaking in from the
     machine, a cache of the test's own, and ``CI`` set (no progress bar)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STALWART_", "PYTHON"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STALWART_", "PYTHON", "PIP_", "UV_", "VIRTUAL_ENV"))
+    }
     env["STALWART_CACHE_DIR"] = str(cache)
+    # No test reaches a public index by accident: an unset index is a closed loopback port.
+    env["STALWART_INDEX_URL"] = "http://127.0.0.1:9/simple/"
     env["STALWART_STATE_DIR"] = str(cache / "state")  # the journal key, never the user's
     env["CI"] = "1"
     return env

@@ -1,11 +1,11 @@
 """The ``stalwart`` command: parse arguments, call the library, render the outcome.
 
-Exit codes (also in the README):
-  0 success · 1 the request failed (bad or incompatible wheel, conflict, unsafe RECORD,
-  a named distribution is not installed)
+Exit codes (also in the README and in ``stalwart --help``):
+  0 success · 1 the request failed (bad or incompatible wheel, conflict, unsafe RECORD, no
+  versions that work together, a download that failed or did not match its hash)
   2 usage error · 3 a file stayed locked past --lock-timeout · 4 the environment cannot be
-  used (locked by another stalwart, externally managed, interpreter broken)
-  5 ``verify`` found differences · 130 interrupted
+  used (locked by another stalwart, externally managed, interpreter broken, a journal to
+  recover) · 5 ``verify`` found differences · 70 a bug in stalwart · 130 interrupted
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from stalwart import __version__
 
 if TYPE_CHECKING:
     from stalwart.environment import Environment
+    from stalwart.installed import Installed
     from stalwart.results import CommandResult
+    from stalwart.wheel.headers import Headers
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_LOCKED", "EXIT_ENVIRONMENT"]
 
@@ -58,10 +60,23 @@ def _timeout(value: str) -> float:
     return seconds
 
 
+_EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    the request failed: bad or incompatible wheel, conflict, no versions that work
+       together, a download that failed or did not match its hash; nothing was changed
+  2    usage error
+  3    a file stayed locked past --lock-timeout; nothing was changed
+  4    the environment cannot be used: another stalwart holds it, PEP 668, a broken
+       interpreter, an interrupted command to recover
+  5    verify found changed, missing or extra files
+  70   a bug in stalwart (please report it; -vv shows the traceback)
+  130  interrupted"""
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv: debug)")
-    common.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     common.add_argument(
         "--lock-timeout",
         type=_timeout,
@@ -70,58 +85,198 @@ def _parser() -> argparse.ArgumentParser:
         "(default 10, env STALWART_LOCK_TIMEOUT; 0 = no retry)",
     )
     target = _Parser(add_help=False)
-    target.add_argument("--python", metavar="PATH", help="target interpreter or venv directory")
+    target.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the target interpreter or virtual environment (default: $VIRTUAL_ENV, else a "
+        ".venv in this directory or a parent)",
+    )
+    target.add_argument(
+        "--system",
+        action="store_true",
+        help="without a virtual environment, use the python3 on PATH",
+    )
     where = target.add_mutually_exclusive_group()
-    where.add_argument("--prefix", metavar="DIR", help="install under this prefix")
-    where.add_argument("--target", metavar="DIR", help="install everything into DIR")
+    where.add_argument("--prefix", metavar="DIR", help="install under this prefix (pip --prefix)")
+    where.add_argument("--target", metavar="DIR", help="install everything into DIR (pip --target)")
     target.add_argument(
         "--lock-wait",
         type=_timeout,
         default=None,
         metavar="SECONDS",
-        help="how long to wait for another stalwart process on the same environment",
+        help="how long to wait for another stalwart process on the same environment (default 300)",
     )
 
-    parser = _Parser(prog="stalwart", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = _Parser(
+        prog="stalwart",
+        description="A wheel installer that survives file locks and installs all-or-nothing.",
+        epilog=_EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"stalwart {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("install", parents=[common, target], help="install wheel files")
-    p.add_argument("wheels", nargs="*", metavar="WHEEL")
-    p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
-    p.add_argument("--reinstall", "--force-reinstall", action="store_true", dest="reinstall")
+    def command(name: str, text: str, parents: list[_Parser]) -> _Parser:
+        made: _Parser = sub.add_parser(
+            name,
+            parents=parents,
+            help=text,
+            description=text,
+            epilog=_EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return made
+
+    p = command(
+        "install",
+        "install packages from an index, wheel files, URLs, requirements or lock files",
+        [common, target],
+    )
+    p.add_argument(
+        "specs",
+        nargs="*",
+        metavar="SPEC",
+        help="a requirement (httpx[http2]>=0.27), a wheel file, or name @ URL",
+    )
+    p.add_argument(
+        "-r",
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="install from a requirements file, or exactly what a pylock.toml locks",
+    )
+    p.add_argument(
+        "-c",
+        "--constraint",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="constrain versions with this file's requirements",
+    )
+    p.add_argument("-U", "--upgrade", action="store_true", help="upgrade what is named")
+    p.add_argument("--no-deps", action="store_true", help="install no dependencies")
+    p.add_argument("--pre", action="store_true", help="allow pre-release versions")
+    p.add_argument("--dry-run", action="store_true", help="say what would change; change nothing")
+    p.add_argument(
+        "--require-hashes",
+        action="store_true",
+        help="every package needs a --hash in the requirements (implied by any --hash)",
+    )
+    p.add_argument(
+        "--reinstall",
+        "--force-reinstall",
+        action="store_true",
+        dest="reinstall",
+        help="reinstall everything, even what is installed at the right version",
+    )
     p.add_argument("--no-compile", action="store_true", help="do not write bytecode")
-    p.add_argument("--no-verify-record", action="store_true", help="accept stale RECORDs")
-    p.add_argument("--allow-overwrite", action="store_true")
-    p.add_argument("--break-system-packages", action="store_true")
+    p.add_argument(
+        "--no-verify-record", action="store_true", help="accept wheels whose RECORD is stale"
+    )
+    p.add_argument(
+        "--allow-overwrite",
+        action="store_true",
+        help="overwrite files other installed distributions own",
+    )
+    p.add_argument(
+        "--break-system-packages",
+        action="store_true",
+        help="install into an externally managed interpreter (PEP 668)",
+    )
     p.add_argument(
         "--ignore-requires-python",
         action="store_true",
         help="install wheels whose Requires-Python excludes the target interpreter",
     )
+    net = p.add_argument_group("indexes and network")
+    net.add_argument(
+        "-i",
+        "--index-url",
+        metavar="URL",
+        help="the package index (default https://pypi.org/simple/; env STALWART_INDEX_URL, "
+        "PIP_INDEX_URL, UV_INDEX_URL)",
+    )
+    net.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another index, after the first",
+    )
+    net.add_argument(
+        "-f",
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR|URL",
+        help="also take wheels from this directory or page",
+    )
+    net.add_argument("--no-index", action="store_true", help="use no index, only --find-links")
+    net.add_argument(
+        "--index-strategy",
+        choices=("first-index", "unsafe-best-match"),
+        help="first-index (default): a name comes from the first index that has it; "
+        "unsafe-best-match: the best version of any index, as pip does",
+    )
+    net.add_argument(
+        "--offline", action="store_true", help="use only what is in the cache; no network"
+    )
+    net.add_argument("--cert", metavar="FILE", help="a CA bundle to trust (env SSL_CERT_FILE)")
+    net.add_argument("--client-cert", metavar="FILE", help="a client certificate (PEM)")
+    net.add_argument(
+        "--trusted-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain HTTP or an unverified certificate for this host",
+    )
+    net.add_argument(
+        "--timeout", type=_timeout, metavar="SECONDS", help="network timeout (default 30)"
+    )
+    net.add_argument(
+        "--retries", type=_count, metavar="N", help="retries of a failed download (default 3)"
+    )
 
-    p = sub.add_parser("uninstall", parents=[common, target], help="remove distributions")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p = command("uninstall", "remove installed distributions", [common, target])
+    p.add_argument("names", nargs="+", metavar="NAME", help="distributions to remove")
     p.add_argument("-y", "--yes", action="store_true", help="accepted for pip compatibility")
 
-    p = sub.add_parser("list", parents=[common, target], help="list installed distributions")
-    p.add_argument("--format", choices=("columns", "json"), default="columns")
+    p = command("list", "list installed distributions", [common, target])
+    p.add_argument(
+        "--format",
+        choices=("columns", "json", "freeze"),
+        default="columns",
+        help="columns (default), json, or freeze (name==version lines)",
+    )
 
-    p = sub.add_parser("show", parents=[common, target], help="details of a distribution")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    command("freeze", "installed distributions as name==version lines", [common, target])
 
-    p = sub.add_parser("verify", parents=[common, target], help="check files against RECORD")
-    p.add_argument("names", nargs="*", metavar="NAME")
+    p = command("show", "details of installed distributions", [common, target])
+    p.add_argument("names", nargs="+", metavar="NAME", help="distributions to show")
 
-    p = sub.add_parser("recover", parents=[common, target], help="finish or undo a crashed command")
+    p = command("verify", "check installed files against their RECORD", [common, target])
+    p.add_argument("names", nargs="*", metavar="NAME", help="distributions (default: all)")
+
+    p = command("recover", "finish or undo a command that was interrupted", [common, target])
     p.add_argument(
         "--trust-journal",
         action="store_true",
         help="replay a journal whose signature cannot be checked (its key was lost); "
         "inspect it first: its paths are still checked",
     )
-    sub.add_parser("self-check", parents=[common], help="check the filesystem layer here")
+    command("self-check", "check the filesystem layer in a scratch directory", [common])
     return parser
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return number
 
 
 class _Output:
@@ -160,6 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `stalwart list | head`: the reader left; say nothing, as other tools do. stdout is
+        # pointed at devnull so that flushing it at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)  # noqa: TID251 - not a file of ours
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug in stalwart, never the user's input
@@ -228,10 +389,32 @@ def _configure_fs(args: argparse.Namespace) -> None:
         fs.configure(timeout=args.lock_timeout)
 
 
-def _environment(args: argparse.Namespace) -> Environment:
+def _environment(
+    args: argparse.Namespace, out: _Output | None = None, *, changing: bool = False
+) -> Environment:
+    """The environment a command works on (found as uv finds it); a changing command says
+    which, on stderr, so that nobody changes the wrong one unknowingly."""
     from stalwart.environment import query_environment
+    from stalwart.interpreter import discover_python
 
-    return query_environment(args.python, prefix=args.prefix, target=args.target)
+    system = bool(args.system or args.target or args.prefix)
+    python = discover_python(args.python, system=system)
+    env = query_environment(python, prefix=args.prefix, target=args.target)
+    if changing and out is not None and not out.quiet:
+        version = ".".join(map(str, env.version))
+        where = _shorten(env.target or env.prefix or env.interpreter.prefix)
+        kind = "environment" if env.in_venv else "interpreter"
+        print(f"Using Python {version} {kind} at {where}", file=sys.stderr)
+    return env
+
+
+def _shorten(path: str) -> str:
+    """*path* relative to the current directory when that is shorter, as uv prints it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if len(rel) < len(path) else path
 
 
 def _lock_wait(args: argparse.Namespace) -> float:
@@ -241,29 +424,9 @@ def _lock_wait(args: argparse.Namespace) -> float:
     return DEFAULT_LOCK_WAIT if wait is None else wait
 
 
-def _requirements(files: list[str]) -> list[str]:
-    wheels: list[str] = []
-    for name in files:
-        base = os.path.dirname(os.path.abspath(name))
-        try:
-            with open(name, encoding="utf-8") as f:
-                lines = f.readlines()
-        except UnicodeDecodeError:
-            raise _Fail(EXIT_USAGE, f"{name}: not UTF-8 text") from None
-        for raw in lines:
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            if not line.endswith(".whl"):
-                raise _Fail(
-                    EXIT_USAGE,
-                    f"{name}: {line!r} is not a wheel file (only local wheels are supported)",
-                )
-            wheels.append(line if os.path.isabs(line) else os.path.join(base, line))
-    return wheels
-
-
 def _summary(out: _Output, verb: str, result: CommandResult) -> None:
+    """What a changing command did: the resolve and download counts, one line of totals,
+    then one line per distribution (``+`` added, ``~`` changed, ``-`` removed, ``=`` kept)."""
     from stalwart import fs
     from stalwart.results import Action
 
@@ -271,34 +434,50 @@ def _summary(out: _Output, verb: str, result: CommandResult) -> None:
         out.warn(f"recovered an interrupted transaction: {report.action} ({report.txn_dir})")
     for note in result.notes:
         out.warn(note)
+    if result.resolved:
+        took = result.phases.get("resolve", 0.0)
+        out.info(f"Resolved {_packages(result.resolved)} in {_ms(took)}")
+    if result.downloaded:
+        took = result.phases.get("download", 0.0)
+        out.info(f"Downloaded {_packages(result.downloaded)} in {_ms(took)}")
+    n = len(result.changed)
+    if result.dry_run:
+        line = f"Would change {_packages(n)} (dry run: nothing was changed)"
+    else:
+        line = f"{verb} {_packages(n)} in {_ms(result.elapsed)}"
+    if out.verbose:
+        line += f"; {fs.runtime().stats.summary()}"
+    out.info(line)
     lines = {
         Action.INSTALLED: " + {name} {version}",
         Action.UPGRADED: " ~ {name} {previous} -> {version}",
         Action.REINSTALLED: " ~ {name} {version} (reinstalled)",
-        Action.UNCHANGED: " = {name} {version} (already installed)",
+        Action.UNCHANGED: " = {name} {version} already installed",
         Action.UNINSTALLED: " - {name} {version}",
     }
     for dist in result.dists:
-        out.detail(
+        out.info(
             lines[dist.action].format(name=dist.name, version=dist.version, previous=dist.previous)
         )
     for error in result.compile_errors:
         out.detail(f"not byte-compiled: {error}")
-    n = len(result.changed)
-    line = f"{verb} {n} package{'s' if n != 1 else ''} in {result.elapsed * 1000:.0f} ms"
     if out.verbose:
-        line += f"; {fs.runtime().stats.summary()}"
         if result.phases:
-            out.detail(
-                "phases: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.phases.items())
-            )
+            out.detail("phases: " + ", ".join(f"{k} {_ms(v)}" for k, v in result.phases.items()))
         for episode in fs.runtime().stats.episodes():
             state = "ok" if episode.resolved else "gave up"
             out.detail(
                 f"   lock: {episode.op} {' -> '.join(episode.paths)}: {episode.attempts} "
                 f"attempts, {episode.waited * 1000:.0f} ms ({state})"
             )
-    out.info(line)
+
+
+def _packages(n: int) -> str:
+    return f"{n} package{'s' if n != 1 else ''}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 @contextmanager
@@ -327,11 +506,20 @@ def _progress(out: _Output) -> Iterator[object]:
 
 def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.install import InstallOptions, install
+    from stalwart.resolve.request import gather
 
-    wheels = [*args.wheels, *_requirements(args.requirement)]
-    if not wheels:
-        raise _Fail(EXIT_USAGE, "nothing to install: name wheel files or use -r FILE")
-    env = _environment(args)
+    wanted = gather(
+        args.specs,
+        requirement_files=args.requirement,
+        constraint_files=args.constraint,
+        require_hashes=args.require_hashes,
+    )
+    if wanted.empty:
+        if args.requirement and not args.specs:
+            out.warn(f"nothing to install: {', '.join(args.requirement)} name no requirements")
+            return EXIT_OK
+        raise _Fail(EXIT_USAGE, "nothing to install: name packages or wheels, or use -r FILE")
+    env = _environment(args, out, changing=True)
     options = InstallOptions(
         compile=not args.no_compile,
         verify_record=not args.no_verify_record,
@@ -342,15 +530,90 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
         lock_wait=_lock_wait(args),
     )
     with _progress(out) as update:
-        result = install(wheels, env, options, progress=update, notify=out.warn)  # type: ignore[arg-type]
+        if _only_local_wheels(args, wanted):
+            # Nothing to resolve: the wheels given, no dependencies, no index.
+            paths = [r.spec.path for r in wanted.roots]  # type: ignore[union-attr]
+            result = install(paths, env, options, progress=update, notify=out.warn)  # type: ignore[arg-type]
+        else:
+            result = _satisfy(args, wanted, env, options, update, out)
     _summary(out, "Installed", result)
     return EXIT_OK
+
+
+def _only_local_wheels(args: argparse.Namespace, wanted: object) -> bool:
+    from stalwart.requirements.specs import LocalWheel
+    from stalwart.resolve.request import Wanted
+
+    assert isinstance(wanted, Wanted)
+    return (
+        args.no_deps
+        and not args.dry_run
+        and not wanted.lock_files
+        and not wanted.constraints
+        and not wanted.require_hashes
+        and all(isinstance(r.spec, LocalWheel) and not r.spec.extras for r in wanted.roots)
+    )
+
+
+def _satisfy(
+    args: argparse.Namespace,
+    wanted: object,
+    env: Environment,
+    options: object,
+    update: object,
+    out: _Output,
+) -> CommandResult:
+    from stalwart.install import InstallOptions
+    from stalwart.net.settings import NetworkSettings
+    from stalwart.resolve.request import Wanted
+    from stalwart.satisfy import Choices, satisfy
+
+    assert isinstance(wanted, Wanted) and isinstance(options, InstallOptions)
+    files = wanted.options
+    explicit: dict[str, object] = {}
+    index_url = args.index_url or files.index_url
+    if index_url:
+        explicit["index_url"] = index_url
+    extra = [*args.extra_index_url, *files.extra_index_urls]
+    if extra:
+        explicit["extra_index_urls"] = tuple(extra)
+    links = [os.path.abspath(f) if os.path.exists(f) else f for f in args.find_links]
+    links += list(files.find_links)
+    if links:
+        explicit["find_links"] = tuple(links)
+    if args.no_index or files.no_index:
+        explicit["no_index"] = True
+    hosts = [*args.trusted_host, *files.trusted_hosts]
+    if hosts:
+        explicit["trusted_hosts"] = tuple(hosts)
+    for name in ("index_strategy", "cert", "client_cert", "timeout", "retries"):
+        value = getattr(args, name)
+        if value is not None:
+            explicit[name] = value
+    if args.offline:
+        explicit["offline"] = True
+    settings = NetworkSettings.from_environ(os.environ, **explicit)
+    choices = Choices(
+        upgrade=args.upgrade, no_deps=args.no_deps, pre=args.pre, dry_run=args.dry_run
+    )
+    return satisfy(
+        wanted,
+        env,
+        options,
+        settings,
+        choices,
+        progress=update,  # type: ignore[arg-type]
+        notify=out.warn,
+    )
 
 
 def _cmd_uninstall(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.uninstall import uninstall
 
-    result = uninstall(args.names, _environment(args), lock_wait=_lock_wait(args), notify=out.warn)
+    env = _environment(args, out, changing=True)
+    result = uninstall(
+        args.names, env, lock_wait=_lock_wait(args), notify=out.warn, missing_ok=True
+    )
     _summary(out, "Uninstalled", result)
     return EXIT_OK
 
@@ -368,6 +631,10 @@ def _cmd_list(args: argparse.Namespace, out: _Output) -> int:
     env = _environment(args)
     _warn_pending(env, out)
     dists = sorted(find_installed(env.lib_dirs).values(), key=lambda d: d.name)
+    if args.format == "freeze":
+        for d in dists:
+            print(f"{d.display_name}=={d.version}")
+        return EXIT_OK
     if args.format == "json":
         rows = [
             {
@@ -388,23 +655,80 @@ def _cmd_list(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
+def _cmd_freeze(args: argparse.Namespace, out: _Output) -> int:
+    args.format = "freeze"
+    return _cmd_list(args, out)
+
+
 def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.installed import find_installed, require
 
     env = _environment(args)
-    for i, d in enumerate(require(find_installed(env.lib_dirs), args.names)):
+    _warn_pending(env, out)
+    installed = find_installed(env.lib_dirs)
+    for i, d in enumerate(require(installed, args.names)):
         if i:
             out.info("---")
         meta = d.metadata
         out.info(f"Name: {d.display_name}")
         out.info(f"Version: {d.version}")
         out.info(f"Summary: {meta.get('Summary', '')}")
+        out.info(f"Home-page: {_home_page(meta)}")
+        out.info(f"Author: {meta.get('Author') or meta.get('Author-email') or ''}")
+        out.info(f"License: {_license(meta)}")
         out.info(f"Location: {d.lib_dir}")
         out.info(f"Installer: {d.installer}")
         out.info(f"Requested: {'yes' if d.requested else 'no'}")
-        out.info(f"Requires: {', '.join(meta.get_all('Requires-Dist') or [])}")
+        out.info(f"Requires: {', '.join(_requires(d))}")
+        out.info(f"Required-by: {', '.join(_required_by(d, installed))}")
         out.info(f"Files: {len(d.record)}")
     return EXIT_OK
+
+
+def _home_page(meta: Headers) -> str:
+    """``Home-page``, or the ``Project-URL`` labelled homepage that newer metadata uses."""
+    page = meta.get("Home-page")
+    if page:
+        return page
+    for entry in meta.get_all("Project-URL"):
+        label, _, url = entry.partition(",")
+        if label.strip().lower().replace("-", "").replace("_", "") == "homepage":
+            return url.strip()
+    return ""
+
+
+def _license(meta: Headers) -> str:
+    """``License-Expression`` (PEP 639), else the first line of ``License``, as pip shows."""
+    text = meta.get("License-Expression") or meta.get("License") or ""
+    return text.splitlines()[0] if text else ""
+
+
+def _requires(dist: Installed) -> list[str]:
+    """The names of the requirements that apply without extras (pip's ``Requires``)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    names: dict[str, None] = {}
+    for line in dist.metadata.get_all("Requires-Dist"):
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is None or "extra" not in str(req.marker):
+            names[req.name] = None
+    return sorted(names, key=str.lower)
+
+
+def _required_by(dist: Installed, installed: dict[str, Installed]) -> list[str]:
+    from packaging.utils import canonicalize_name
+
+    return sorted(
+        (
+            d.display_name
+            for d in installed.values()
+            if dist.name in {canonicalize_name(n) for n in _requires(d)}
+        ),
+        key=str.lower,
+    )
 
 
 def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
@@ -439,7 +763,7 @@ def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
 def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.session import locked_environment
 
-    env = _environment(args)
+    env = _environment(args, out, changing=True)
     with locked_environment(
         env, wait=_lock_wait(args), notify=out.warn, trust_journal=args.trust_journal
     ) as reports:
@@ -463,6 +787,7 @@ _COMMANDS = {
     "install": _cmd_install,
     "uninstall": _cmd_uninstall,
     "list": _cmd_list,
+    "freeze": _cmd_freeze,
     "show": _cmd_show,
     "verify": _cmd_verify,
     "recover": _cmd_recover,

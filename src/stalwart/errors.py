@@ -13,7 +13,8 @@ The CLI maps these classes to exit codes with one table (``stalwart.cli``)::
     │   ├── ConflictError                  a file belongs to another distribution
     │   ├── UninstallError (ValueError)    an installed RECORD is unsafe or missing
     │   ├── NotInstalledError (LookupError) a named distribution is not in the environment
-    │   └── IndexPageError (ValueError)    a package index page that cannot be read
+    │   ├── IndexPageError (ValueError)    a package index page that cannot be read
+    │   └── ResolutionError                no set of versions satisfies every requirement
     ├── FilesystemError (OSError)          exit 1: a file operation failed; nothing changed
     │   ├── LockTimeoutError               exit 3: a file stayed locked past the retry budget
     │   ├── RollbackIncompleteError        exit 4: undo could not finish; run `stalwart recover`
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidRequirementError",
     "LockFileError",
     "IndexPageError",
+    "ResolutionError",
     "LOCK_HINT",
     "render_problems",
 ]
@@ -283,3 +285,13 @@ class IndexPageError(RequestError, ValueError):
 
     URLs in the subject and problems never carry credentials (``stalwart.index.simple.redact_url``).
     """
+
+
+# -- resolution ---------------------------------------------------------------------------------
+
+
+class ResolutionError(RequestError):
+    """No set of versions satisfies every requirement; ``problems`` say which clash and why."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        super().__init__(problems, subject="cannot find versions that work together")

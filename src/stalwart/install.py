@@ -37,9 +37,30 @@ from stalwart.wheel.headers import parse_headers
 from stalwart.wheel.record import hash_file
 from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
 
-__all__ = ["InstallOptions", "Progress", "install"]
+__all__ = ["InstallOptions", "Progress", "WheelSource", "install", "install_locked"]
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A wheel file to install, and what to record about where it came from.
+
+    *direct_url* is the URL ``direct_url.json`` records (PEP 610: a wheel the user named by
+    path or URL); None for one an index provided, as pip writes none then. *sha256* (hex),
+    when already known from a download, saves reading the file again.
+    """
+
+    path: str
+    requested: bool = True
+    direct_url: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def local(cls, path: str | os.PathLike[str], *, requested: bool = True) -> WheelSource:
+        """A wheel file the user named: recorded with its ``file://`` URL, as pip does."""
+        absolute = os.path.abspath(os.fspath(path))
+        return cls(absolute, requested, Path(absolute).as_uri())
 
 
 @dataclass(frozen=True)
@@ -56,42 +77,64 @@ class InstallOptions:
 
 
 def install(
-    wheel_paths: Sequence[str | os.PathLike[str]],
+    wheels: Sequence[str | os.PathLike[str] | WheelSource],
     env: Environment,
     options: InstallOptions = InstallOptions(),
     *,
     progress: Progress | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> CommandResult:
-    """Install *wheel_paths* into *env* as one transaction."""
+    """Install *wheels* (paths, or :class:`WheelSource` s) into *env* as one transaction."""
     start = time.perf_counter()
     result = CommandResult()
     safety.check_externally_managed(env, override=options.break_system_packages)
+    sources = [
+        w if isinstance(w, WheelSource) else WheelSource.local(w, requested=options.requested)
+        for w in wheels
+    ]
     with ExitStack() as stack:
-        wheels = _open_all(wheel_paths, env, options, stack)
-        for wheel in wheels:
-            result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
+        opened = _open_all(sources, env, options, stack)  # before the lock: nothing to wait for
         with locked_environment(
             env, wait=options.lock_wait, notify=notify, create=True
         ) as recovered:
             result.recovered = recovered
-            _install_locked(wheels, env, options, result, progress)
+            _install_opened(opened, env, options, result, progress)
     result.elapsed = time.perf_counter() - start
     return result
 
 
+def install_locked(
+    sources: Sequence[WheelSource],
+    env: Environment,
+    options: InstallOptions,
+    result: CommandResult,
+    progress: Progress | None = None,
+) -> None:
+    """:func:`install`'s work for a caller that already holds the environment lock (an
+    install from an index resolves and downloads under it), adding to *result*."""
+    with ExitStack() as stack:
+        _install_opened(_open_all(sources, env, options, stack), env, options, result, progress)
+
+
 def _open_all(
-    paths: Sequence[str | os.PathLike[str]],
+    sources: Sequence[WheelSource],
     env: Environment,
     options: InstallOptions,
     stack: ExitStack,
-) -> list[Wheel]:
-    """Open and validate every wheel (closed when *stack* closes); one per distribution."""
-    wheels: list[Wheel] = []
+) -> list[tuple[Wheel, WheelSource]]:
+    """Open and validate every wheel (closed when *stack* closes); one per distribution.
+
+    The same file named twice (by any spelling) is installed once.
+    """
+    opened: list[tuple[Wheel, WheelSource]] = []
     seen: dict[str, str] = {}
-    for path in paths:
-        _check_regular(os.fspath(path))
-        wheel = open_wheel(path, limits=options.limits, verify_record=options.verify_record)
+    files: set[tuple[int, int]] = set()
+    for source in sources:
+        ident = _check_regular(source.path)
+        if ident in files:
+            continue
+        files.add(ident)
+        wheel = open_wheel(source.path, limits=options.limits, verify_record=options.verify_record)
         stack.callback(wheel.close)
         check_compatible(wheel, env.tags)
         if not options.ignore_requires_python:
@@ -101,21 +144,23 @@ def _open_all(
                 f"{wheel.filename} and {seen[wheel.name]} are both {wheel.display_name}"
             )
         seen[wheel.name] = wheel.filename
-        wheels.append(wheel)
-    return wheels
+        opened.append((wheel, source))
+    return opened
 
 
-def _install_locked(
-    wheels: list[Wheel],
+def _install_opened(
+    opened: list[tuple[Wheel, WheelSource]],
     env: Environment,
     options: InstallOptions,
     result: CommandResult,
     progress: Progress | None,
 ) -> None:
+    for wheel, _ in opened:
+        result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
     installed = find_installed(env.lib_dirs)
     plans: list[WheelPlan] = []
     previous: dict[str, Installed] = {}
-    for wheel in wheels:
+    for wheel, source in opened:
         old = installed.get(wheel.name)
         if old is not None and not options.reinstall and _same_version(old, wheel):
             result.dists.append(DistResult(wheel.display_name, old.version, Action.UNCHANGED))
@@ -123,7 +168,7 @@ def _install_locked(
         if old is not None:
             previous[wheel.name] = old
         plans.append(
-            plan_wheel(wheel, env, requested=options.requested, direct_url=_direct_url(wheel.path))
+            plan_wheel(wheel, env, requested=source.requested, direct_url=_direct_url(source))
         )
     if not plans:
         return
@@ -218,25 +263,30 @@ def _compile(
             wheel.add_bytecode(txn, pyc.dest, pyc.data)
 
 
-def _direct_url(path: str) -> dict[str, object]:
-    """What pip records for a wheel installed from a local file (PEP 610)."""
-    hexdigest = hash_file(path)[0].hex()
+def _direct_url(source: WheelSource) -> dict[str, object] | None:
+    """What pip records for a wheel installed from a file or URL the user named (PEP 610);
+    nothing for one an index provided."""
+    if source.direct_url is None:
+        return None
+    hexdigest = source.sha256 or hash_file(source.path)[0].hex()
     return {
         "archive_info": {"hash": f"sha256={hexdigest}", "hashes": {"sha256": hexdigest}},
-        "url": Path(os.path.abspath(path)).as_uri(),
+        "url": source.direct_url,
     }
 
 
-def _check_regular(path: str) -> None:
-    """A wheel path must name a regular file: opening a FIFO would wait for ever."""
+def _check_regular(path: str) -> tuple[int, int]:
+    """A wheel path must name a regular file (opening a FIFO would wait for ever); returns
+    its identity."""
     try:
-        mode = os.stat(path).st_mode
+        st = os.stat(path)
     except FileNotFoundError:
         raise RequestError(f"no such file: {path}") from None
     except OSError as exc:
         raise RequestError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         raise RequestError(f"{path} is not a regular file")
+    return st.st_dev, st.st_ino
 
 
 def _check_requires_python(wheel: Wheel, version: tuple[int, int, int]) -> None:

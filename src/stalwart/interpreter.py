@@ -24,6 +24,7 @@ from stalwart.errors import TargetEnvironmentError
 __all__ = [
     "InterpreterInfo",
     "resolve_python",
+    "discover_python",
     "query_interpreter",
     "interpreter_env",
     "helper_script",
@@ -82,6 +83,49 @@ def resolve_python(python: str | None) -> str:
     if not os.path.exists(candidate):
         raise TargetEnvironmentError(f"the interpreter {python} does not exist")
     return os.path.abspath(candidate)
+
+
+def discover_python(
+    python: str | None,
+    *,
+    system: bool = False,
+    environ: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> str:
+    """The interpreter a command should use, found as uv finds it.
+
+    ``--python`` if given; else the active virtual environment (``VIRTUAL_ENV``); else a
+    ``.venv`` in the current directory or one of its parents; else, only with ``--system``,
+    the first ``python3`` on ``PATH``. Never silently the interpreter running stalwart: that
+    is how a tool's own environment, or a system Python, gets changed by accident.
+    """
+    if python is not None:
+        return resolve_python(python)
+    env = os.environ if environ is None else environ
+    active = env.get("VIRTUAL_ENV", "").strip()
+    if active:
+        return resolve_python(active)
+    here = os.path.abspath(cwd or os.getcwd())
+    while True:
+        candidate = os.path.join(here, ".venv")
+        if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+            return resolve_python(candidate)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    if system:
+        import shutil  # noqa: TID251 - shutil.which only reads
+
+        found = shutil.which("python3") or shutil.which("python")
+        if found is None:
+            raise TargetEnvironmentError("--system: no python3 on PATH")
+        return os.path.abspath(found)
+    raise TargetEnvironmentError(
+        "no virtual environment found: activate one (VIRTUAL_ENV), create one with "
+        "`python3 -m venv .venv`, name one with --python, or pass --system to use the "
+        "python3 on PATH"
+    )
 
 
 def helper_script(name: str) -> str:

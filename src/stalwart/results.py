@@ -38,6 +38,9 @@ class CommandResult:
     compile_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    resolved: int = 0  # distributions resolution settled on (installed or kept)
+    downloaded: int = 0  # wheels fetched from an index or URL (from the cache or the network)
+    dry_run: bool = False  # nothing was changed: dists say what would have been
     #: Seconds per phase ("stage", "compile", "commit"): where the time of a command went.
     phases: dict[str, float] = field(default_factory=dict)
 

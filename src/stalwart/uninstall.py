@@ -193,13 +193,27 @@ def uninstall(
     *,
     lock_wait: float = DEFAULT_LOCK_WAIT,
     notify: Callable[[str], None] | None = None,
+    missing_ok: bool = False,
 ) -> CommandResult:
-    """Remove the named distributions as one transaction."""
+    """Remove the named distributions as one transaction.
+
+    A name that is not installed raises :class:`NotInstalledError`, or with *missing_ok* is
+    skipped with a note (pip and uv go on too).
+    """
+    from packaging.utils import canonicalize_name
+
     start = time.perf_counter()
     result = CommandResult()
     with locked_environment(env, wait=lock_wait, notify=notify) as recovered:
         result.recovered = recovered
         installed = find_installed(env.lib_dirs)
+        if missing_ok:
+            absent = [n for n in names if canonicalize_name(n) not in installed]
+            result.notes.extend(f"skipping {n}: it is not installed" for n in absent)
+            names = [n for n in names if n not in absent]
+        if not names:
+            result.elapsed = time.perf_counter() - start
+            return result
         removals = plan_removals(require(installed, names), installed, env)
         txn = Transaction(env.state_dir)
         try:

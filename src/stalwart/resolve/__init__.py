@@ -1,0 +1,1 @@
+"""Choosing the wheels to install: finding candidates on indexes, resolving requirements."""

@@ -1,0 +1,92 @@
+"""What the user asked to install, gathered from the command line and the files it names.
+
+Arguments (requirement strings, wheel paths, URLs), ``-r`` requirements files, ``-c``
+constraints files and ``-r pylock.toml`` lock files become one :class:`Wanted`: the roots and
+constraints for the resolver, the index options the files carried, the lock files to install
+exactly, and whether hash checking is on (``--require-hashes``, or any ``--hash``, as in pip).
+Reads the files it is told to; writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stalwart.requirements.reqfile import IndexOptions, parse_requirements_files
+from stalwart.requirements.specs import parse_spec
+from stalwart.resolve.resolver import Root
+
+__all__ = ["Wanted", "gather", "is_lock_file"]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    roots: tuple[Root, ...] = ()
+    constraints: tuple[Root, ...] = ()
+    lock_files: tuple[str, ...] = ()
+    options: IndexOptions = field(default_factory=IndexOptions)
+    require_hashes: bool = False
+    files: tuple[str, ...] = ()  # requirements files read
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.roots and not self.lock_files
+
+
+def is_lock_file(path: str) -> bool:
+    """PEP 751 names lock files ``pylock.toml`` or ``pylock.<name>.toml``."""
+    name = os.path.basename(path)
+    return name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml"))
+
+
+def gather(
+    specs: Sequence[str],
+    *,
+    requirement_files: Sequence[str] = (),
+    constraint_files: Sequence[str] = (),
+    require_hashes: bool = False,
+    cwd: str | None = None,
+) -> Wanted:
+    """Everything the command line asks for; raises InvalidRequirementError/LockFileError."""
+    base = cwd or os.getcwd()
+    roots = [Root(parse_spec(text, base_dir=base)) for text in specs]
+    locks = tuple(
+        os.path.abspath(os.path.join(base, p)) for p in requirement_files if is_lock_file(p)
+    )
+    plain = [p for p in requirement_files if not is_lock_file(p)]
+    options = IndexOptions()
+    constraints: list[Root] = []
+    files: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    hashed = False
+    if plain or constraint_files:
+        parsed = parse_requirements_files(plain, constraint_files, cwd=base)
+        options, files, notes = parsed.options, parsed.files, parsed.notes
+        for line in parsed.requirements:
+            roots.append(Root(line.spec, line.location, dict(line.hashes)))
+            hashed = hashed or bool(line.hashes)
+        constraints = [Root(c.spec, c.location, dict(c.hashes)) for c in parsed.constraints]
+    return Wanted(
+        roots=tuple(_dedupe(roots)),
+        constraints=tuple(constraints),
+        lock_files=locks,
+        options=options,
+        require_hashes=require_hashes or options.require_hashes or hashed,
+        files=files,
+        notes=notes,
+    )
+
+
+def _dedupe(roots: list[Root]) -> list[Root]:
+    """The same thing asked for twice (one wheel path given twice) is asked for once."""
+    seen: set[object] = set()
+    unique = []
+    for root in roots:
+        key = (type(root.spec), str(root.spec), tuple(sorted(root.hashes.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(root)
+    return unique
