@@ -1,9 +1,11 @@
 # Run by the *target* interpreter (CPython/PyPy 3.8+), never imported by stalwart itself.
-# Reads [[source_path, final_path], ...] as JSON on stdin; for each, prints one JSON line:
-# {"pyc": <cache path relative to the final file's dir>, "data": <base64>} or {"error": ...},
-# after a marker line (a .pth file may have printed anything at start-up).
-# It compiles but does not write: stalwart writes the bytecode through its filesystem layer.
-import base64
+# Reads one JSON request per line on stdin: [source_path, final_path]; an empty line ends.
+# For each, writes to stdout one JSON header line, then the bytes it announces:
+#   {"pyc": <cache path relative to the final file's dir>, "size": N}\n<N bytes of .pyc>
+#   {"error": "..."}\n
+# after a marker line (a .pth file may have printed anything at start-up). It compiles but does
+# not write files: stalwart writes the bytecode through its filesystem layer. Paths in, raw
+# bytes out: no base64, no JSON around the data.
 import importlib.util
 import json
 import os
@@ -12,12 +14,15 @@ from importlib import _bootstrap_external
 
 
 def main():
-    items = json.load(sys.stdin)
     # Like py_compile: with SOURCE_DATE_EPOCH set (reproducible builds), hash-checked bytecode.
     hashed = bool(os.environ.get("SOURCE_DATE_EPOCH"))
-    out = sys.stdout
-    out.write("\x1estalwart-compile-begin\x1e\n")
-    for source, final in items:
+    out = sys.stdout.buffer
+    out.write(b"\x1estalwart-compile-begin\x1e\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        source, final = json.loads(line)
         try:
             with open(source, "rb") as f:
                 data = f.read()
@@ -25,16 +30,26 @@ def main():
             code = compile(data, final, "exec", dont_inherit=True)
             if hashed:
                 source_hash = importlib.util.source_hash(data)
-                pyc = _bootstrap_external._code_to_hash_pyc(code, source_hash, True)
+                pyc = bytes(_bootstrap_external._code_to_hash_pyc(code, source_hash, True))
             else:
-                pyc = _bootstrap_external._code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
+                pyc = bytes(
+                    _bootstrap_external._code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
+                )
             cache = importlib.util.cache_from_source(final)
             rel = os.path.relpath(cache, os.path.dirname(final))
-            row = {"pyc": rel, "data": base64.b64encode(bytes(pyc)).decode("ascii")}
-        except (SyntaxError, ValueError, UnicodeDecodeError, OSError) as exc:
-            row = {"error": "%s: %s" % (type(exc).__name__, exc)}
-        out.write(json.dumps(row) + "\n")
-    out.flush()
+            header = {"pyc": rel, "size": len(pyc)}
+            out.write(json.dumps(header).encode("utf-8") + b"\n")
+            out.write(pyc)
+        except (
+            SyntaxError,
+            ValueError,
+            UnicodeDecodeError,
+            OSError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
+            out.write(json.dumps({"error": "%s: %s" % (type(exc).__name__, exc)}).encode() + b"\n")
+        out.flush()
 
 
 main()

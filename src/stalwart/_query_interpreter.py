@@ -2,6 +2,7 @@
 # Prints one JSON object between two markers (a .pth file may print before us): the install
 # scheme, what is needed to compute wheel tags, and the PEP 508 marker environment.
 # Kept free of f-strings with '=' and of anything newer than Python 3.8.
+import importlib.util
 import json
 import os
 import platform
@@ -71,6 +72,8 @@ def main():
         "stdlib": sysconfig.get_paths()["stdlib"],
         "platstdlib": sysconfig.get_paths()["platstdlib"],
         "markers": markers(),
+        "cache_tag": sys.implementation.cache_tag or "",
+        "magic": importlib.util.MAGIC_NUMBER.hex(),
     }
     sys.stdout.write(BEGIN + json.dumps(out) + END)
     sys.stdout.flush()

@@ -175,6 +175,22 @@ def _parser() -> argparse.ArgumentParser:
         "--no-verify-record", action="store_true", help="accept wheels whose RECORD is stale"
     )
     p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the cache of unpacked wheels and bytecode (env STALWART_NO_CACHE)",
+    )
+    p.add_argument(
+        "--cache-dir", metavar="DIR", help="the cache directory (env STALWART_CACHE_DIR)"
+    )
+    p.add_argument(
+        "--link-mode",
+        choices=("auto", "clone", "hardlink", "copy"),
+        default=None,
+        help="how files come from the cache: auto (clone, else hard link, else copy; the "
+        "default), clone, hardlink or copy (env STALWART_LINK_MODE). A hard-linked file is the "
+        "cache's file: edit it in place and you edit the cache (`stalwart cache verify` finds it)",
+    )
+    p.add_argument(
         "--allow-overwrite",
         action="store_true",
         help="overwrite files other installed distributions own",
@@ -266,6 +282,15 @@ def _parser() -> argparse.ArgumentParser:
         "inspect it first: its paths are still checked",
     )
     command("self-check", "check the filesystem layer in a scratch directory", [common])
+    p = command("cache", "the cache of downloads, unpacked wheels and bytecode", [common])
+    p.add_argument(
+        "action",
+        choices=("dir", "clean", "prune", "verify"),
+        help="dir: print where it is; clean: remove all of it; prune: remove what is damaged "
+        "or half-made; verify: re-hash every unpacked file (--fix drops damaged entries)",
+    )
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache directory")
+    p.add_argument("--fix", action="store_true", help="with verify: drop damaged entries")
     return parser
 
 
@@ -447,6 +472,8 @@ def _summary(out: _Output, verb: str, result: CommandResult) -> None:
         line = f"{verb} {_packages(n)} in {_ms(result.elapsed)}"
     if out.verbose:
         line += f"; {fs.runtime().stats.summary()}"
+        if result.placed:
+            line += f"; from the cache: {result.placed}"
     out.info(line)
     lines = {
         Action.INSTALLED: " + {name} {version}",
@@ -520,6 +547,11 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
             return EXIT_OK
         raise _Fail(EXIT_USAGE, "nothing to install: name packages or wheels, or use -r FILE")
     env = _environment(args, out, changing=True)
+    link_mode = args.link_mode or os.environ.get("STALWART_LINK_MODE") or "auto"
+    if link_mode not in ("auto", "clone", "hardlink", "copy"):
+        raise _Fail(EXIT_USAGE, f"STALWART_LINK_MODE={link_mode!r}: not a link mode")
+    if args.cache_dir:
+        os.environ["STALWART_CACHE_DIR"] = os.path.abspath(args.cache_dir)
     options = InstallOptions(
         compile=not args.no_compile,
         verify_record=not args.no_verify_record,
@@ -528,6 +560,8 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
         break_system_packages=args.break_system_packages,
         ignore_requires_python=args.ignore_requires_python,
         lock_wait=_lock_wait(args),
+        cache=not (args.no_cache or _env_flag("STALWART_NO_CACHE")),
+        link_mode=link_mode,  # type: ignore[arg-type]  # checked just above
     )
     with _progress(out) as update:
         if _only_local_wheels(args, wanted):
@@ -775,6 +809,48 @@ def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _cmd_cache(args: argparse.Namespace, out: _Output) -> int:
+    from stalwart.cache import CacheLayout, cache_dir
+    from stalwart.wheelcache import WheelCache
+
+    root = os.path.abspath(args.cache_dir) if args.cache_dir else cache_dir()
+    if args.action == "dir":
+        print(root)
+        return EXIT_OK
+    cache = WheelCache(CacheLayout(root))
+    if args.action == "clean":
+        removed = cache.clean()
+        out.info(f"Removed {root} ({_size(removed)})")
+        return EXIT_OK
+    if args.action == "prune":
+        dropped = cache.prune()
+        out.info(
+            f"Pruned {len(dropped)} damaged or unfinished entr{'y' if len(dropped) == 1 else 'ies'}"
+        )
+        for path in dropped:
+            out.detail(f"  {path}")
+        return EXIT_OK
+    damaged = cache.verify(fix=args.fix)
+    for problem in damaged:
+        out.info(problem)
+    verb = "dropped" if args.fix else "found"
+    noun = "entry" if len(damaged) == 1 else "entries"
+    out.info(f"Verified the cache: {len(damaged)} damaged {noun} {verb}")
+    return EXIT_DIFFERENCES if damaged and not args.fix else EXIT_OK
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
 def _cmd_self_check(args: argparse.Namespace, out: _Output) -> int:
     from stalwart.selfcheck import run_self_check
 
@@ -792,4 +868,5 @@ _COMMANDS = {
     "verify": _cmd_verify,
     "recover": _cmd_recover,
     "self-check": _cmd_self_check,
+    "cache": _cmd_cache,
 }

@@ -2,11 +2,13 @@
 
 Orchestration only; each step is another module's job::
 
-    wheel.open_wheel -> plan.plan_wheel -> safety.check_destinations
-    -> staging.stage_wheels -> safety.check_conflicts -> bytecode.Compiler
-    -> uninstall.plan_removals (upgrades) -> transaction.Transaction.commit
+    wheelcache (unpack + verify once; or wheel.open_wheel without the cache)
+    -> plan.plan_wheel -> safety.check_destinations -> bytecode.Compiler (once per wheel and
+    interpreter, kept in the cache) -> staging.stage_wheels (link from the cache)
+    -> safety.check_conflicts -> uninstall.plan_removals (upgrades)
+    -> transaction.Transaction.commit
 
-Nothing visible changes until every wheel of the command is extracted, verified against its
+Nothing visible changes until every wheel of the command is unpacked, verified against its
 RECORD, byte-compiled and staged next to the environment; then the transaction moves it all
 in, or nothing.
 """
@@ -20,9 +22,11 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stalwart import safety, staging, uninstall
 from stalwart.bytecode import Compiler, Source
+from stalwart.cache import CacheLayout
 from stalwart.environment import Environment
 from stalwart.errors import IncompatibleWheelError, RequestError, UsageError
 from stalwart.installed import Installed, find_installed
@@ -30,12 +34,17 @@ from stalwart.paths import PathKeys
 from stalwart.plan import WheelPlan, plan_wheel
 from stalwart.results import Action, CommandResult, DistResult
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
-from stalwart.staging import StagedWheel
+from stalwart.staging import LinkMode, StagedWheel
 from stalwart.transaction import Transaction
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.headers import parse_headers
 from stalwart.wheel.record import hash_file
 from stalwart.wheel.wheelfile import Wheel, check_compatible, open_wheel
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from stalwart.wheelcache import CachedFile, CacheEntry, WheelCache
 
 __all__ = ["InstallOptions", "Progress", "WheelSource", "install", "install_locked"]
 
@@ -74,6 +83,10 @@ class InstallOptions:
     requested: bool = True
     limits: Limits = DEFAULT_LIMITS
     lock_wait: float = DEFAULT_LOCK_WAIT
+    #: Unpack wheels (and keep their bytecode) in the user cache, and link files from there.
+    cache: bool = True
+    cache_dir: str | None = None  # default: stalwart.cache.cache_dir()
+    link_mode: LinkMode = "auto"
 
 
 def install(
@@ -92,13 +105,11 @@ def install(
         w if isinstance(w, WheelSource) else WheelSource.local(w, requested=options.requested)
         for w in wheels
     ]
-    with ExitStack() as stack:
-        opened = _open_all(sources, env, options, stack)  # before the lock: nothing to wait for
-        with locked_environment(
-            env, wait=options.lock_wait, notify=notify, create=True
-        ) as recovered:
-            result.recovered = recovered
-            _install_opened(opened, env, options, result, progress)
+    for source in sources:
+        _check_regular(source.path)  # before the lock: a missing file needs no waiting
+    with locked_environment(env, wait=options.lock_wait, notify=notify, create=True) as recovered:
+        result.recovered = recovered
+        install_locked(sources, env, options, result, progress)
     result.elapsed = time.perf_counter() - start
     return result
 
@@ -112,21 +123,39 @@ def install_locked(
 ) -> None:
     """:func:`install`'s work for a caller that already holds the environment lock (an
     install from an index resolves and downloads under it), adding to *result*."""
+    installed = find_installed(env.lib_dirs)
     with ExitStack() as stack:
-        _install_opened(_open_all(sources, env, options, stack), env, options, result, progress)
+        opened = _open_all(sources, env, options, installed, result, stack)
+        _install_opened(opened, env, options, installed, result, progress)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    wheel: Wheel
+    source: WheelSource
+    entry: CacheEntry | None  # its unpacked-wheel cache entry, when the cache is used
 
 
 def _open_all(
     sources: Sequence[WheelSource],
     env: Environment,
     options: InstallOptions,
+    installed: dict[str, Installed],
+    result: CommandResult,
     stack: ExitStack,
-) -> list[tuple[Wheel, WheelSource]]:
-    """Open and validate every wheel (closed when *stack* closes); one per distribution.
+) -> list[_Opened]:
+    """Open and validate every wheel that needs installing; one per distribution.
 
-    The same file named twice (by any spelling) is installed once.
+    A wheel whose name and version (from its filename) are installed already is not even
+    opened (a no-op install costs a directory listing). The same file named twice is
+    installed once. With the cache, a wheel is unpacked and verified once, and served from
+    its cache entry ever after.
     """
-    opened: list[tuple[Wheel, WheelSource]] = []
+    from stalwart.index.candidates import parse_wheel_name
+    from stalwart.wheelcache import WheelCache, open_cached
+
+    cache = WheelCache(CacheLayout(options.cache_dir)) if options.cache else None
+    opened: list[_Opened] = []
     seen: dict[str, str] = {}
     files: set[tuple[int, int]] = set()
     for source in sources:
@@ -134,8 +163,20 @@ def _open_all(
         if ident in files:
             continue
         files.add(ident)
-        wheel = open_wheel(source.path, limits=options.limits, verify_record=options.verify_record)
-        stack.callback(wheel.close)
+        try:
+            name, version, _, _ = parse_wheel_name(os.path.basename(source.path))
+        except ValueError:
+            name = None  # open_wheel names the problem
+        old = installed.get(name) if name is not None else None
+        if old is not None and not options.reinstall and _same(old.version, version):
+            result.dists.append(DistResult(old.display_name, old.version, Action.UNCHANGED))
+            continue
+        entry = None
+        if cache is None:
+            wheel = _open(source, options, stack)
+        else:
+            entry = _cached(cache, source, options, stack)
+            wheel = open_cached(entry, source.path)
         check_compatible(wheel, env.tags)
         if not options.ignore_requires_python:
             _check_requires_python(wheel, env.version)
@@ -144,23 +185,46 @@ def _open_all(
                 f"{wheel.filename} and {seen[wheel.name]} are both {wheel.display_name}"
             )
         seen[wheel.name] = wheel.filename
-        opened.append((wheel, source))
+        result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
+        opened.append(_Opened(wheel, source, entry))
     return opened
 
 
+def _open(source: WheelSource, options: InstallOptions, stack: ExitStack) -> Wheel:
+    wheel = open_wheel(source.path, limits=options.limits, verify_record=options.verify_record)
+    stack.callback(wheel.close)
+    return wheel
+
+
+def _cached(
+    cache: WheelCache, source: WheelSource, options: InstallOptions, stack: ExitStack
+) -> CacheEntry:
+    """The wheel's cache entry: looked up by its sha256, checked, made if missing."""
+    sha256 = source.sha256 or hash_file(source.path)[0].hex()
+    entry = cache.lookup(sha256)
+    if entry is not None and (not entry.intact() or (options.verify_record and not entry.verified)):
+        cache.drop(entry)  # damaged (an edit through a hard link?) or never verified
+        entry = None
+    if entry is None:
+        with ExitStack() as scope:
+            wheel = _open(source, options, scope)
+            entry = cache.fill(wheel, sha256, verify_record=options.verify_record)
+    return entry
+
+
 def _install_opened(
-    opened: list[tuple[Wheel, WheelSource]],
+    opened: list[_Opened],
     env: Environment,
     options: InstallOptions,
+    installed: dict[str, Installed],
     result: CommandResult,
     progress: Progress | None,
 ) -> None:
-    for wheel, _ in opened:
-        result.notes.extend(f"{wheel.filename}: {n}" for n in wheel.notes)
-    installed = find_installed(env.lib_dirs)
     plans: list[WheelPlan] = []
+    entries: list[CacheEntry | None] = []
     previous: dict[str, Installed] = {}
-    for wheel, source in opened:
+    for one in opened:
+        wheel, source = one.wheel, one.source
         old = installed.get(wheel.name)
         if old is not None and not options.reinstall and _same_version(old, wheel):
             result.dists.append(DistResult(wheel.display_name, old.version, Action.UNCHANGED))
@@ -170,6 +234,7 @@ def _install_opened(
         plans.append(
             plan_wheel(wheel, env, requested=source.requested, direct_url=_direct_url(source))
         )
+        entries.append(one.entry)
     if not plans:
         return
     safety.check_destinations(plans, env)
@@ -186,10 +251,27 @@ def _install_opened(
 
     clock = time.perf_counter
     t0 = clock()
+    placer = staging.Placer(options.link_mode)
     txn = Transaction(env.state_dir)
-    n_sources = sum(a.compile for p in plans for a in p.files) if options.compile else 0
+    tag = env.interpreter.bytecode_tag
+    cached_pyc: list[dict[str, CachedFile] | None] = [
+        e.bytecode(tag) if e is not None and tag and options.compile else None for e in entries
+    ]
+    to_compile = [
+        a
+        for p, e, pyc in zip(plans, entries, cached_pyc, strict=True)
+        if options.compile and (e is None or pyc is None)
+        for a in p.files
+        if a.compile
+    ]
     try:
-        with Compiler(env.executable, n_sources) as compiler:
+        with Compiler(env.executable, len(to_compile)) as compiler:
+            if any(e is not None for e in entries) and options.compile and tag:
+                compiled = _compile_into_cache(
+                    compiler, plans, entries, cached_pyc, tag, result, progress
+                )
+                cached_pyc = compiled
+            t_compiled = clock()
             staged = staging.stage_wheels(
                 plans,
                 txn,
@@ -197,6 +279,8 @@ def _install_opened(
                 windows=env.windows,
                 verify_record=options.verify_record,
                 tick=tick,
+                entries=entries,
+                placer=placer,
             )
             safety.check_conflicts(
                 staged,
@@ -205,10 +289,9 @@ def _install_opened(
                 removing={keys.key(f) for r in removals for f in r.files},
                 allow_overwrite=options.allow_overwrite,
             )
-            if progress is not None:
-                progress("compiling", 0, 1)
             t1 = clock()
-            _compile(compiler, staged, txn, result)
+            if options.compile:
+                _stage_bytecode(compiler, staged, entries, cached_pyc, env, txn, placer, result)
         for item in staged:
             staging.declare(item, txn)
         t2 = clock()
@@ -220,7 +303,10 @@ def _install_opened(
         txn.abort()
         raise
     result.notes.extend(txn.warnings)
-    result.phases.update(stage=t1 - t0, compile=t2 - t1, commit=clock() - t2)
+    result.phases.update(
+        compile=(t_compiled - t0) + (t2 - t1), stage=t1 - t_compiled, commit=clock() - t2
+    )
+    result.placed = placer.summary()
     for item in staged:
         dist = item.plan.wheel
         old = previous.get(dist.name)
@@ -239,6 +325,85 @@ def _install_opened(
                 files=len(item.files),
             )
         )
+
+
+def _compile_into_cache(
+    compiler: Compiler,
+    plans: list[WheelPlan],
+    entries: list[CacheEntry | None],
+    cached: list[dict[str, CachedFile] | None],
+    tag: str,
+    result: CommandResult,
+    progress: Progress | None,
+) -> list[dict[str, CachedFile] | None]:
+    """Compile, from the cache, the wheels whose bytecode for this interpreter is not cached
+    yet, and keep it there: the next install of the same wheel for the same interpreter
+    compiles nothing."""
+    from stalwart.plan import Extract
+    from stalwart.wheelcache import WheelCache
+
+    sources: list[Source] = []
+    owner: dict[str, tuple[int, str]] = {}  # cache source path -> (plan index, member)
+    for index, (plan, entry, pyc) in enumerate(zip(plans, entries, cached, strict=True)):
+        if entry is None or pyc is not None:
+            continue
+        for action in plan.files:
+            if isinstance(action, Extract) and action.compile:
+                path = entry.path(action.member)
+                owner[path] = (index, action.member)
+                sources.append(Source(path, action.dest, entry.files[action.member].size))
+    if not sources:
+        return cached
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress("compiling", done, len(sources))
+
+    compiled, errors = compiler.compile(sources, tick)
+    result.compile_errors.extend(errors)
+    by_plan: dict[int, dict[str, bytes]] = {}
+    for done_pyc in compiled:
+        index, member = owner[done_pyc.source.staged]
+        by_plan.setdefault(index, {})[member] = done_pyc.data
+    store = WheelCache()
+    updated = list(cached)
+    for index, (entry, pyc) in enumerate(zip(entries, cached, strict=True)):
+        if entry is not None and pyc is None:
+            updated[index] = store.add_bytecode(entry, tag, by_plan.get(index, {}))
+    return updated
+
+
+def _stage_bytecode(
+    compiler: Compiler,
+    staged: list[StagedWheel],
+    entries: list[CacheEntry | None],
+    cached: list[dict[str, CachedFile] | None],
+    env: Environment,
+    txn: Transaction,
+    placer: staging.Placer,
+    result: CommandResult,
+) -> None:
+    """Stage every wheel's bytecode: linked from the cache, or compiled now (no cache)."""
+    from stalwart.plan import Extract
+
+    uncached = [w for w, e in zip(staged, entries, strict=True) if e is None]
+    if uncached:
+        _compile(compiler, uncached, txn, result)
+    tag = env.interpreter.cache_tag
+    for wheel, entry, pyc in zip(staged, entries, cached, strict=True):
+        if entry is None or pyc is None:
+            continue
+        base = entry.bytecode_dir(env.interpreter.bytecode_tag)
+        for action in wheel.plan.files:
+            if not (isinstance(action, Extract) and action.compile) or action.member not in pyc:
+                continue
+            directory, name = os.path.split(action.dest)
+            dest = os.path.join(directory, "__pycache__", f"{name[:-3]}.{tag}.pyc")
+            src = os.path.join(base, *action.member.split("/")) + ".pyc"
+            wheel.add_cached_bytecode(txn, dest, src, pyc[action.member], placer)
 
 
 def _compile(
@@ -312,9 +477,13 @@ def _check_requires_python(wheel: Wheel, version: tuple[int, int, int]) -> None:
 
 
 def _same_version(old: Installed, wheel: Wheel) -> bool:
+    return _same(old.version, wheel.version)
+
+
+def _same(installed: str, version: Version) -> bool:
     from packaging.version import InvalidVersion, Version
 
     try:
-        return Version(old.version) == wheel.version
+        return Version(installed) == version
     except InvalidVersion:
         return False

@@ -32,7 +32,7 @@ __all__ = [
     "QUERY_END",
 ]
 
-_CACHE_VERSION = 4
+_CACHE_VERSION = 5
 #: Markers around the query's answer: a ``.pth`` file in the target's site-packages may print
 #: anything to stdout at start-up, before the query runs.
 QUERY_BEGIN = "\x1estalwart-query-begin\x1e"
@@ -58,6 +58,13 @@ class InterpreterInfo:
     stdlib: str
     platstdlib: str
     markers: dict[str, str]  # PEP 508 environment markers, evaluated by the target itself
+    cache_tag: str = ""  # sys.implementation.cache_tag: names __pycache__ files ("" = none)
+    magic: str = ""  # importlib.util.MAGIC_NUMBER, hex: which bytecode it reads
+
+    @property
+    def bytecode_tag(self) -> str:
+        """Names this interpreter's bytecode in the wheel cache: its cache tag and magic."""
+        return f"{self.cache_tag}-{self.magic}" if self.cache_tag and self.magic else ""
 
 
 def resolve_python(python: str | None) -> str:
@@ -248,6 +255,8 @@ def _info(executable: str, data: dict[str, Any]) -> InterpreterInfo:
             stdlib=str(data["stdlib"]),
             platstdlib=str(data["platstdlib"]),
             markers={str(k): str(v) for k, v in dict(data["markers"]).items()},
+            cache_tag=str(data.get("cache_tag") or ""),
+            magic=str(data.get("magic") or ""),
         )
     except (KeyError, TypeError, ValueError):
         raise TargetEnvironmentError(

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from stalwart import fs
 from stalwart.errors import InvalidWheelError
@@ -26,7 +27,63 @@ from stalwart.scripts import rewrite_shebang
 from stalwart.transaction import Transaction
 from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, format_record
 
-__all__ = ["StagedFile", "StagedWheel", "stage_wheels", "declare", "current_umask"]
+if TYPE_CHECKING:
+    from stalwart.wheelcache import CachedFile, CacheEntry
+
+__all__ = [
+    "LinkMode",
+    "LINK_MODES",
+    "Placer",
+    "StagedFile",
+    "StagedWheel",
+    "stage_wheels",
+    "declare",
+    "current_umask",
+]
+
+LinkMode = Literal["auto", "clone", "hardlink", "copy"]
+LINK_MODES: tuple[LinkMode, ...] = ("auto", "clone", "hardlink", "copy")
+
+
+class Placer:
+    """Puts files of the unpacked-wheel cache into the stage: clone, hard link or copy.
+
+    ``auto`` tries a copy-on-write clone, then a hard link, then a copy, per file, and stops
+    trying what the file system refused once (tmpfs cannot clone; two file systems cannot
+    link). A clone or a copy is given the cache file's times, so that cached timestamp
+    ``.pyc`` files stay valid for it; a hard link is the cache file itself (an edit of it in
+    the environment is an edit of the cache: the cache entry's marker notices, see
+    :mod:`stalwart.wheelcache`).
+    """
+
+    def __init__(self, mode: LinkMode = "auto") -> None:
+        self.mode = mode
+        self._clone = mode in ("auto", "clone")
+        self._link = mode in ("auto", "hardlink")
+        self.counts: dict[str, int] = {"clone": 0, "hardlink": 0, "copy": 0}
+
+    def place(self, src: str, dst: str, mtime_ns: int) -> None:
+        if self._clone:
+            if fs.clone(src, dst):
+                fs.set_times(dst, mtime_ns)
+                self.counts["clone"] += 1
+                return
+            self._clone = False
+        if self._link:
+            if fs.link(src, dst):
+                self.counts["hardlink"] += 1
+                return
+            self._link = False  # fs.link copied it (no links here): times, then copies
+            fs.set_times(dst, mtime_ns)
+            self.counts["copy"] += 1
+            return
+        fs.copy(src, dst, times=True)
+        self.counts["copy"] += 1
+
+    def summary(self) -> str:
+        parts = [f"{n} {kind}" for kind, n in self.counts.items() if n]
+        return ", ".join(parts) or "nothing"
+
 
 _PARALLEL_MIN_FILES = 64
 _WORKERS = min(8, (os.cpu_count() or 2) * 2)
@@ -55,7 +112,19 @@ class StagedWheel:
         path = txn.stage_path(dest)
         with fs.open_for_write(path, exclusive=True) as writer:
             writer.write(data)
-        self.bytecode.append(StagedFile(dest, path, RecordEntry(record_path(self.lib_dir, dest))))
+        record = RecordEntry(
+            record_path(self.lib_dir, dest), "sha256", hashlib.sha256(data).digest(), len(data)
+        )
+        self.bytecode.append(StagedFile(dest, path, record))
+
+    def add_cached_bytecode(
+        self, txn: Transaction, dest: str, src: str, cached: CachedFile, placer: Placer
+    ) -> None:
+        """Stage bytecode for *dest* from the cache (compiled once for this interpreter)."""
+        path = txn.stage_path(dest)
+        placer.place(src, path, cached.mtime_ns)
+        record = RecordEntry(record_path(self.lib_dir, dest), "sha256", cached.sha256, cached.size)
+        self.bytecode.append(StagedFile(dest, path, record))
 
     @property
     def lib_dir(self) -> str:
@@ -77,6 +146,8 @@ def stage_wheels(
     windows: bool,
     verify_record: bool = True,
     tick: Callable[[int], None] | None = None,
+    entries: Sequence[CacheEntry | None] | None = None,
+    placer: Placer | None = None,
 ) -> list[StagedWheel]:
     """Write every file of every plan into *txn*'s stage, checking RECORD hashes as it goes.
 
@@ -157,6 +228,31 @@ def _stage_file(
         problem = f"{what}: {problem}"
     record = RecordEntry(record_path(plan.lib_dir, action.dest), hash_name, digest, size)
     return StagedFile(action.dest, staged, record, action.compile), problem
+
+
+def _wanted_mode(executable: bool, umask: int) -> int:
+    """The mode a file gets when written with the umask (pip's rule for executables)."""
+    mode = (0o777 if executable else 0o666) & ~umask
+    return mode | 0o111 if executable else mode
+
+
+def _place_file(
+    plan: WheelPlan, action: Extract, staged: str, entry: CacheEntry, placer: Placer, umask: int
+) -> StagedFile:
+    """Stage an archive member from the cache: linked or cloned when the cache file already
+    has the mode the umask gives (the usual 022), else copied and given it."""
+    cached = entry.files[action.member]
+    source = entry.path(action.member)
+    mode = _wanted_mode(action.executable, umask)
+    if mode == cached.mode:
+        placer.place(source, staged, cached.mtime_ns)
+    else:
+        fs.copy(source, staged, times=True)
+        fs.chmod(staged, mode)
+    record = RecordEntry(
+        record_path(plan.lib_dir, action.dest), "sha256", cached.sha256, cached.size
+    )
+    return StagedFile(action.dest, staged, record, action.compile)
 
 
 def _mismatch(expected: RecordEntry | None, digest: bytes, size: int) -> str | None:

@@ -41,6 +41,8 @@ __all__ = [
     "rmdir_if_empty",
     "sync_directory",
     "temp_name",
+    "clone",
+    "set_times",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -261,18 +263,89 @@ def _write_rest(fd: int, data: bytes | bytearray | memoryview, written: int) -> 
         view = view[P.write(fd, view) :]
 
 
-def _copy(src: StrPath, dst: StrPath) -> None:
+def _copy(src: StrPath, dst: StrPath, times: bool = False) -> None:
     P.copyfile(src, dst)
-    P.chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
+    st = os.stat(src)
+    P.chmod(dst, stat.S_IMODE(st.st_mode))
+    if times:
+        P.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def copy(src: StrPath, dst: StrPath) -> None:
-    """Copy the file *src* to the file path *dst*, keeping its permission bits."""
+def copy(src: StrPath, dst: StrPath, times: bool = False) -> None:
+    """Copy the file *src* to the file path *dst*, keeping its permission bits, and with
+    *times* its access and modification times (a timestamp ``.pyc`` of the source stays
+    valid for the copy)."""
     remember_fresh(_s(dst))
     try:
-        _copy(src, dst)
+        _copy(src, dst, times)
     except OSError as exc:
-        retry(Op.COPY, (_s(src), _s(dst)), _copy, exc, src, dst)
+        retry(Op.COPY, (_s(src), _s(dst)), _copy, exc, src, dst, times)
+
+
+#: FICLONE, ioctl(dest_fd, FICLONE, src_fd): a reflink on btrfs, XFS, bcachefs, OCFS2.
+_FICLONE = 0x40049409
+_CLONE_UNSUPPORTED = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS}
+)
+
+
+def clone(src: StrPath, dst: StrPath) -> bool:
+    """Make *dst* a copy-on-write clone of *src* (shares blocks until either is written);
+    False, with nothing left at *dst*, where the file system or the platform cannot.
+
+    Linux: the ``FICLONE`` ioctl; macOS: ``clonefile(2)``. Windows block cloning (ReFS, Dev
+    Drive) needs ``FSCTL_DUPLICATE_EXTENTS_TO_FILE`` on pre-sized files and is not done:
+    False there, and the caller hard-links or copies. A clone has its own inode and times:
+    the caller gives it the source's times when they matter.
+    """
+    if sys.platform == "darwin":
+        return _clonefile(_s(src), _s(dst))
+    if sys.platform != "linux":
+        return False
+    import fcntl
+
+    remember_fresh(_s(dst))
+    fd = _open(dst, _CREATE_EXCL_FLAGS, 0o600)
+    try:
+        with open(src, "rb") as source:
+            fcntl.ioctl(fd, _FICLONE, source.fileno())
+    except OSError as exc:
+        os.close(fd)
+        unlink(dst, missing_ok=True)
+        if exc.errno in _CLONE_UNSUPPORTED:
+            return False
+        raise
+    os.close(fd)
+    chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
+    return True
+
+
+def _clonefile(src: str, dst: str) -> bool:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clonefile = getattr(libc, "clonefile", None)
+    if clonefile is None:
+        return False
+    remember_fresh(dst)
+    if clonefile(os.fsencode(src), os.fsencode(dst), 0) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _CLONE_UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), dst)
+
+
+def set_times(path: StrPath, mtime_ns: int) -> None:
+    """Give *path* this modification time (and access time), as ``os.utime``."""
+    try:
+        P.utime(path, ns=(mtime_ns, mtime_ns))
+    except OSError as exc:
+        retry(Op.CHMOD, (_s(path),), _utime, exc, path, mtime_ns)
+
+
+def _utime(path: StrPath, mtime_ns: int) -> None:
+    P.utime(path, ns=(mtime_ns, mtime_ns))
 
 
 def _link_unsupported(exc: OSError) -> bool:

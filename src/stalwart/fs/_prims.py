@@ -21,6 +21,7 @@ unlink = os.unlink
 rmdir = os.rmdir
 mkdir = os.mkdir
 chmod = os.chmod
+utime = os.utime
 write = os.write
 
 if sys.platform == "win32":
@@ -65,6 +66,7 @@ NAMES = (
     "rmdir",
     "mkdir",
     "chmod",
+    "utime",
     "open",
     "write",
     "copyfile",

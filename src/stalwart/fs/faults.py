@@ -56,6 +56,7 @@ _PRIM_OPS: dict[str, Op] = {
     "rmdir": Op.RMDIR,
     "mkdir": Op.MKDIR,
     "chmod": Op.CHMOD,
+    "utime": Op.CHMOD,
     "open": Op.OPEN,
     "write": Op.WRITE,
     "copyfile": Op.COPY,
