@@ -9,17 +9,19 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import FakeTime
 from indexserver import IndexServer
 from stalwart.cache import CacheLayout
 from stalwart.errors import NetworkError
 from stalwart.index.simple import parse_project_page
 from stalwart.net import Authenticator, Client, Credentials, NetworkSettings
 from tinywheels import build_wheel
+
+if TYPE_CHECKING:
+    from conftest import FakeTime
 
 USER, PASSWORD = "alice", "s3cr3t-p@ss/word"
 StartIndex = Callable[..., IndexServer]

@@ -17,13 +17,12 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import trustme
 
-from conftest import FakeTime
 from indexserver import Fault, IndexServer
 from stalwart.cache import CacheLayout
 from stalwart.errors import (
@@ -37,6 +36,9 @@ from stalwart.errors import (
 from stalwart.index.simple import ACCEPT, ProjectPage, parse_project_page
 from stalwart.net import Client, NetworkSettings, find_links
 from tinywheels import build_wheel, sha256_of
+
+if TYPE_CHECKING:
+    from conftest import FakeTime
 
 StartIndex = Callable[..., IndexServer]
 MakeClient = Callable[..., Client]
