@@ -91,3 +91,28 @@ def _own_state_and_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 def pristine_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """One real venv (no pip) per test process, never changed: tests copy it."""
     return make_venv(tmp_path_factory.mktemp("pristine") / "venv")
+
+
+# -- a test package index (tests/indexserver.py) ------------------------------------------------
+# Self-contained block: the loopback index server every network and resolver test can use.
+
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from indexserver import IndexServer, serve_index  # noqa: E402
+
+
+@pytest.fixture
+def index_server() -> Iterator[Callable[..., IndexServer]]:
+    """Start test indexes: ``index_server(wheels, **serve_index_options)``; all stopped after
+    the test. Loopback only (127.0.0.1, a random port), no internet."""
+    started: list[IndexServer] = []
+
+    def start(wheels: Any = (), **options: Any) -> IndexServer:
+        server = serve_index(wheels, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -14,7 +14,11 @@ The CLI maps these classes to exit codes with one table (``stalwart.cli``)::
     │   ├── UninstallError (ValueError)    an installed RECORD is unsafe or missing
     │   ├── NotInstalledError (LookupError) a named distribution is not in the environment
     │   ├── IndexPageError (ValueError)    a package index page that cannot be read
-    │   └── ResolutionError                no set of versions satisfies every requirement
+    │   ├── ResolutionError                no set of versions satisfies every requirement
+    │   ├── NetworkError                   a URL could not be fetched (status, attempts)
+    │   │   └── OfflineError               --offline, and the answer is not in the cache
+    │   ├── HashMismatchError (ValueError) a downloaded file is not what its hash promised
+    │   └── HashRequiredError              hashes are required, and a file has none to check
     ├── FilesystemError (OSError)          exit 1: a file operation failed; nothing changed
     │   ├── LockTimeoutError               exit 3: a file stayed locked past the retry budget
     │   ├── RollbackIncompleteError        exit 4: undo could not finish; run `stalwart recover`
@@ -64,6 +68,11 @@ __all__ = [
     "ResolutionError",
     "LOCK_HINT",
     "render_problems",
+    # network
+    "NetworkError",
+    "OfflineError",
+    "HashMismatchError",
+    "HashRequiredError",
 ]
 
 MAX_SHOWN = 20
@@ -295,3 +304,70 @@ class ResolutionError(RequestError):
 
     def __init__(self, problems: Iterable[str]) -> None:
         super().__init__(problems, subject="cannot find versions that work together")
+
+
+# -- network (stalwart.net) -----------------------------------------------------------------------
+# Every URL below reaches these classes already redacted (stalwart.index.simple.redact_url): this
+# module sits below the index layer and cannot redact by itself, and a message must never carry
+# a password.
+
+
+class NetworkError(RequestError):
+    """A URL could not be fetched: the server refused, failed, or could not be reached.
+
+    *url* is redacted; *status* is the last HTTP status (``None`` when no answer came, e.g. a
+    refused connection or a TLS failure); *attempts* counts the tries, retries included.
+    """
+
+    def __init__(
+        self, url: str, problem: str, *, status: int | None = None, attempts: int = 1
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        self.problem = problem
+        shown = problem if attempts <= 1 else f"{problem} (after {attempts} attempts)"
+        super().__init__(shown, subject=url)
+
+
+class OfflineError(NetworkError):
+    """``--offline`` (or ``UV_OFFLINE``) is set and *url* is not in the cache."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            url,
+            "not in the cache, and --offline forbids using the network; run once online to fill "
+            "the cache, or drop --offline",
+        )
+
+
+class HashMismatchError(RequestError, ValueError):
+    """A downloaded (or local) file does not have the hash its index or lock file promised.
+
+    Nothing of it is kept. *file* is the file name; *algorithm*, *expected* and *actual* name
+    the first hash that disagreed.
+    """
+
+    def __init__(self, file: str, algorithm: str, expected: str, actual: str) -> None:
+        self.file = file
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{algorithm} hash mismatch: expected {expected}, got {actual}. The file was changed "
+            "after its hash was published, or something between here and the index altered it; "
+            "nothing was kept",
+            subject=file,
+        )
+
+
+class HashRequiredError(RequestError):
+    """Hashes are required (``--require-hashes``, a lock file) but *file* comes with none."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        super().__init__(
+            "no sha256 (or other strong) hash is known for this file, and hashes are required "
+            "(--require-hashes); pin it with a hash or use an index that publishes them",
+            subject=file,
+        )

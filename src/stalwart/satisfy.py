@@ -147,13 +147,13 @@ def _kept(resolution: Resolution) -> list[DistResult]:
 
 
 def _finder(client: _LazyClient, settings: NetworkSettings, env: Environment) -> Finder:
-    from stalwart.net.findlinks import list_find_links
+    from stalwart.net.findlinks import find_links
 
     return Finder(
         client,
         index_urls=settings.index_urls,
         find_links=settings.find_links,
-        list_find_links=lambda location: list_find_links(location, client.get()),
+        list_find_links=lambda location: list(find_links(location, client.get()).files),
         strategy=settings.index_strategy,
         tags=env.tags,
         python_version=env.version,
