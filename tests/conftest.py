@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +86,9 @@ def _own_state_and_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        # Iteratively: the cache may hold trees deeper than shutil.rmtree (which pytest's own
+        # clean-up uses) can recurse into.
+        stalwart.fs.rmtree(base)
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +120,14 @@ def index_server() -> Iterator[Callable[..., IndexServer]]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture
+def deep_tmp(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path`` for a test that makes trees deeper than the recursion limit: removed with
+    stalwart's iterative rmtree afterwards, since pytest's recursive clean-up would crash."""
+    try:
+        yield tmp_path
+    finally:
+        for child in list(tmp_path.iterdir()):
+            stalwart.fs.rmtree(child)

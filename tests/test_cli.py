@@ -29,7 +29,7 @@ from stalwart.errors import ExternallyManagedError
 from stalwart.install import InstallOptions, install
 from stalwart.safety import check_externally_managed
 from treesnap import snapshot
-from venvs import PY, Venv, cli_environ, copy_venv
+from venvs import PY, Venv, cli_environ, copy_venv, without_banner
 from wheelfactory import build_wheel
 
 # The venv fixtures assume the POSIX layout (bin/, lib/pythonX.Y/site-packages), installed
@@ -201,7 +201,7 @@ def test_no_command_prints_help(run: Run) -> None:
     ("args", "says"),
     [
         (["bogus"], "invalid choice: 'bogus'"),
-        (["install"], "nothing to install: name wheel files or use -r FILE"),
+        (["install"], "nothing to install: name packages or wheels, or use -r FILE"),
         (["install", "--no-such-flag", "x.whl"], "unrecognized arguments: --no-such-flag"),
         (["uninstall"], "the following arguments are required: NAME"),
         (["install", "--target", "a", "--prefix", "b", "x.whl"], "not allowed with argument"),
@@ -231,7 +231,7 @@ def test_bad_lock_timeout_env(run: Run, venv: Venv, wheels: Wheels) -> None:
         "install", "--python", venv.python, wheels.demo, env={"STALWART_LOCK_TIMEOUT": "abc"}
     )
     assert_error(proc, 2, "STALWART_LOCK_TIMEOUT='abc' is not a number of seconds")
-    assert proc.stderr.startswith("error: ")
+    assert without_banner(proc.stderr).startswith("error: ")
     assert snapshot(venv.root) == before
     proc = run("list", "--python", venv.python, env={"STALWART_LOCK_TIMEOUT": "-3"})
     assert_error(proc, 2, "STALWART_LOCK_TIMEOUT='-3' must be >= 0 seconds")
@@ -247,7 +247,7 @@ def test_missing_wheel_file(run: Run, venv: Venv, tmp_path: Path) -> None:
     before = snapshot(venv.root)
     proc = run("install", "--python", venv.python, missing)
     assert_error(proc, 1, str(missing))
-    assert proc.stderr.startswith("error: ")
+    assert without_banner(proc.stderr).startswith("error: ")
     assert snapshot(venv.root) == before
 
 
@@ -265,7 +265,7 @@ def test_install_summary_and_result(run: Run, venv: Venv, wheels: Wheels) -> Non
     assert match is not None, proc.stdout
     assert match[1] == "2"
     assert "Installed 2 packages in " in proc.stdout
-    assert proc.stderr == ""
+    assert without_banner(proc.stderr) == ""
     assert (venv.site / "demo" / "sub" / "mod.py").read_bytes() == b"VALUE = 42\n"
     assert (venv.site / "other.py").is_file()
     assert list((venv.site / "demo" / "__pycache__").glob("__init__.*.pyc"))
@@ -285,7 +285,7 @@ def test_install_summary_and_result(run: Run, venv: Venv, wheels: Wheels) -> Non
 def test_install_one_package_summary(cli: Callable[..., Result], venv: Venv, wheels: Wheels):
     result = cli("install", "--python", venv.python, wheels.other)
     assert result.code == 0, result.err
-    assert SUMMARY.fullmatch(result.out.strip()), result.out
+    assert SUMMARY.search(result.out), result.out
     assert "Installed 1 package in " in result.out
 
 
@@ -329,7 +329,7 @@ def test_list_empty_json(cli: Callable[..., Result], venv: Venv) -> None:
 def test_show(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
     user = build_wheel(
         tmp_path / "w",
-        "demo-user",
+        "demo_user",
         "2.0",
         {"demo_user.py": b""},
         requires=["demo>=1", "rich; extra == 'fancy'"],
@@ -343,9 +343,9 @@ def test_show(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
     assert Path(fields["Location"]) == venv.site
     assert fields["Installer"] == "stalwart"
     assert fields["Requested"] == "yes"
-    assert fields["Required-by"] == "demo-user"
+    assert fields["Required-by"] == "demo_user"
     assert int(fields["Files"]) > len(DEMO_FILES)
-    other = ok(run("show", "--python", venv.python, "demo-user"))
+    other = ok(run("show", "--python", venv.python, "demo_user"))
     assert "Requires: demo\n" in other.stdout  # names only; the extra's requirement is not one
     assert_error(run("show", "--python", venv.python, "demo", "nope"), 1, "not installed: nope")
 
@@ -418,9 +418,17 @@ def test_uninstall_keeps_foreign_files_and_their_dirs(run: Run, venv: Venv, whee
     assert not (venv.site / "demo-1.0.dist-info").exists()
 
 
-def test_uninstall_not_installed(run: Run, venv: Venv) -> None:
-    # An unknown distribution is a UsageError ("the request itself is wrong"): exit 2.
-    assert_error(run("uninstall", "--python", venv.python, "ghost"), 1, "not installed: ghost")
+def test_uninstall_not_installed(run: Run, venv: Venv, wheels: Wheels) -> None:
+    """As pip and uv do: a name that is not installed is skipped with a warning, exit 0, and
+    the others are still removed."""
+    before = snapshot(venv.root)
+    proc = ok(run("uninstall", "--python", venv.python, "ghost"))
+    assert "skipping ghost: it is not installed" in proc.stderr
+    assert snapshot(venv.root) == before
+    ok(run("install", "--python", venv.python, wheels.other))
+    proc = ok(run("uninstall", "--python", venv.python, "ghost", "other"))
+    assert " - other 2.0" in proc.stdout
+    assert snapshot(venv.root) == before
 
 
 def test_reinstall(run: Run, venv: Venv, wheels: Wheels) -> None:
@@ -429,7 +437,7 @@ def test_reinstall(run: Run, venv: Venv, wheels: Wheels) -> None:
     mod.write_bytes(b"VALUE = 'edited'\n")
 
     proc = ok(run("install", "-v", "--python", venv.python, wheels.demo))
-    assert " = demo 1.0 (already installed)" in proc.stdout
+    assert " = demo 1.0 already installed" in proc.stdout
     assert re.search(r"^Installed 0 packages in \d+ ms", proc.stdout, re.MULTILINE)
     assert mod.read_bytes() == b"VALUE = 'edited'\n"  # untouched
 
@@ -475,10 +483,15 @@ def test_requirements_file(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path)
 
 def test_requirements_file_problems(run: Run, venv: Venv, tmp_path: Path) -> None:
     reqs = tmp_path / "requirements.txt"
-    reqs.write_text("requests==2.31\n")
-    assert_error(run("install", "--python", venv.python, "-r", reqs), 2, "'requests==2.31'")
+    reqs.write_text("requests==2.31\nnot a requirement!\n-e ./src\n")
+    proc = run("install", "--python", venv.python, "-r", reqs)
+    assert_error(proc, 2, f"{reqs}:2", f"{reqs}:3", "editable")
     missing = tmp_path / "missing.txt"
-    assert_error(run("install", "--python", venv.python, "-r", missing), 1, str(missing))
+    assert_error(run("install", "--python", venv.python, "-r", missing), 2, str(missing))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n")
+    proc = ok(run("install", "--python", venv.python, "-r", empty))
+    assert "name no requirements" in proc.stderr
 
 
 def test_target(run: Run, venv: Venv, wheels: Wheels, tmp_path: Path) -> None:
@@ -579,7 +592,7 @@ def test_externally_managed_install_and_cli(
     monkeypatch.setattr(stalwart.cli, "_environment", lambda *args, **kwargs: managed_env)
     result = cli("install", wheels.demo)
     assert_error(result, 4, "externally managed", "--break-system-packages")
-    assert result.err.startswith("error: ")
+    assert without_banner(result.err).startswith("error: ")
     assert snapshot(venv.root) == before
 
     result = cli("install", "--break-system-packages", wheels.demo)
@@ -603,15 +616,15 @@ def test_no_progress_bar_when_stderr_is_not_a_tty(
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    assert SUMMARY.fullmatch(proc.stdout.strip()), proc.stdout
+    assert without_banner(proc.stderr) == ""
+    assert SUMMARY.search(proc.stdout), proc.stdout
     assert "\x1b" not in proc.stdout
 
 
 def test_no_progress_bar_in_process(cli: Callable[..., Result], venv: Venv, wheels: Wheels):
     result = cli("install", "--python", venv.python, wheels.demo)
     assert result.code == 0
-    assert result.err == ""
+    assert without_banner(result.err) == ""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
@@ -648,7 +661,7 @@ def test_progress_bar_goes_to_the_terminal_on_stderr(
         os.close(master)
     assert proc.returncode == 0
     stdout = proc.stdout.decode()
-    assert SUMMARY.fullmatch(stdout.rstrip("\n")), repr(stdout)
+    assert SUMMARY.search(stdout), repr(stdout)
     assert b"staging" in seen or b"\x1b[" in seen, seen[:200]
 
 

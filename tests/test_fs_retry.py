@@ -450,6 +450,58 @@ class Chmod(Scenario):
         assert mode_of(self.path) == 0o644
 
 
+class SetTimes(Scenario):
+    op = fs.Op.CHMOD  # utime is a metadata change, faulted and counted like chmod
+    enoent_raises = True
+    pattern = "*/file"
+
+    def setup(self) -> None:
+        self.path = self.p("file")
+        write(self.path, b"x")
+        self.before = os.stat(self.path).st_mtime_ns
+
+    def run(self) -> Any:
+        return fs.set_times(self.path, 1_000_000_000_000_000_000)
+
+    def check_paths(self, paths: tuple[str, ...]) -> None:
+        assert paths == (self.path,)
+
+    def check_done(self, result: Any) -> None:
+        assert os.stat(self.path).st_mtime_ns == 1_000_000_000_000_000_000
+
+    def check_failed(self) -> None:
+        assert os.stat(self.path).st_mtime_ns == self.before
+
+
+class Clone(Scenario):
+    """A lock on creating the clone's file; where cloning is unsupported (tmpfs, ext4) the
+    result is False and nothing is left, else the clone has the content."""
+
+    op = fs.Op.OPEN
+    pattern = "*/dst"
+
+    def setup(self) -> None:
+        self.src, self.dst = self.p("src"), self.p("dst")
+        write(self.src, b"cloned", mode=0o644)
+
+    def run(self) -> Any:
+        return fs.clone(self.src, self.dst)
+
+    def check_paths(self, paths: tuple[str, ...]) -> None:
+        assert paths == (self.dst,)
+
+    def check_done(self, result: Any) -> None:
+        if result:
+            assert read(self.dst) == b"cloned"
+        else:
+            assert not os.path.exists(self.dst)
+        assert read(self.src) == b"cloned"
+
+    def check_failed(self) -> None:
+        assert not os.path.exists(self.dst)
+        assert read(self.src) == b"cloned"
+
+
 class MoveToTrash(Scenario):
     op = fs.Op.RENAME
     pattern = "*/victim.pyd"
@@ -521,6 +573,8 @@ SCENARIOS: list[type[Scenario]] = [
     Makedirs,
     MakedirsParent,
     Chmod,
+    SetTimes,
+    Clone,
     MoveToTrash,
     RmdirIfEmpty,
 ]
@@ -556,6 +610,8 @@ COVERAGE: dict[str, list[type[Scenario]]] = {
     "rmtree": [Rmtree],
     "makedirs": [Makedirs, MakedirsParent],
     "chmod": [Chmod],
+    "set_times": [SetTimes],
+    "clone": [Clone],
     "move_to_trash": [MoveToTrash],
     "rmdir_if_empty": [RmdirIfEmpty],
 }

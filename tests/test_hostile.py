@@ -44,7 +44,7 @@ from stalwart.uninstall import uninstall
 from stalwart.wheel.archive import DEFAULT_LIMITS, Limits
 from stalwart.wheel.wheelfile import open_wheel
 from treesnap import snapshot
-from venvs import cli_environ, make_venv
+from venvs import cli_environ, make_venv, without_banner
 from wheelfactory import Member, build_zip, make_wheel, record_bytes, record_hash, record_row
 
 # Every case runs against a venv with the POSIX layout, and "no traces" includes no .stalwart/
@@ -564,6 +564,7 @@ def run_cli(cli_env: dict[str, str], *args: str | Path) -> subprocess.CompletedP
 
 
 def assert_one_paragraph_error(stderr: str) -> None:
+    stderr = without_banner(stderr)
     assert stderr.startswith("error: "), stderr
     assert "Traceback" not in stderr, stderr
     assert "\n\n" not in stderr.strip(), stderr
@@ -631,7 +632,7 @@ def test_refused_by_cli(case: Case, venv: Venv, where: Where, cli_env: dict[str,
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == ""
     assert_one_paragraph_error(proc.stderr)
-    assert proc.stderr.startswith(f"error: {wheel}: "), proc.stderr
+    assert without_banner(proc.stderr).startswith(f"error: {wheel}: "), proc.stderr
     for part in case.says:
         assert part in proc.stderr, (part, proc.stderr)
     _no_traces(venv, before)

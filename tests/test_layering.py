@@ -79,7 +79,9 @@ def test_no_disk_mutation_outside_fs(path: Path) -> None:
 
 
 def _read_only(call: ast.Call) -> bool:
-    """``os.open(path, flags)`` whose flags name no writing mode."""
+    """``os.open(path, flags)`` whose flags name no writing mode, or of ``os.devnull``."""
+    if call.args and ast.dump(call.args[0]) == ast.dump(ast.parse("os.devnull").body[0].value):  # type: ignore[attr-defined]
+        return True  # the null device is not the disk
     if len(call.args) < 2:
         return False
     flags = ast.dump(call.args[1])
@@ -93,7 +95,7 @@ def _read_only(call: ast.Call) -> bool:
 LAYERS: list[set[str]] = [
     {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
     {"fs", "wheel", "scripts", "index"},
-    {"interpreter", "journalkey", "envlock", "installed", "requirements", "net"},
+    {"interpreter", "journalkey", "envlock", "installed", "requirements", "net", "wheelcache"},
     {"environment", "transaction", "bytecode"},
     {"plan", "session", "results"},
     {"staging", "verify", "resolve"},

@@ -43,6 +43,7 @@ from platforms import windows_only
 from stalwart.errors import LockTimeoutError
 from stalwart.scripts import ScriptSpec, windows_launcher
 from treesnap import snapshot
+from venvs import without_banner
 from wheelfactory import make_wheel
 
 pytestmark = windows_only(
@@ -777,7 +778,7 @@ def test_cli_upgrade_blocked_for_ever_exits_3_and_changes_nothing(
         lock.release()
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: ")
+    assert without_banner(proc.stderr).startswith("error: ")
     assert str(upgrade.held).casefold() in proc.stderr.casefold()
     assert f"WinError {SHARING_VIOLATION}" in proc.stderr
     assert snapshot(upgrade.venv) == before

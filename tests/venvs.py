@@ -7,6 +7,7 @@ a symlink, kept as one) is cheaper and gives every test an environment of its ow
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from stalwart.environment import Environment, query_environment
 
-__all__ = ["PY", "Venv", "make_venv", "copy_venv", "cli_environ"]
+__all__ = ["PY", "Venv", "make_venv", "copy_venv", "cli_environ", "without_banner"]
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -81,3 +82,11 @@ def cli_environ(cache: Path) -> dict[str, str]:
     env["STALWART_STATE_DIR"] = str(cache / "state")  # the journal key, never the user's
     env["CI"] = "1"
     return env
+
+
+_BANNER = re.compile(r"^Using Python \S+ (?:environment|interpreter) at .*\n?", re.MULTILINE)
+
+
+def without_banner(stderr: str) -> str:
+    """*stderr* without the ``Using Python ... at ...`` line every changing command prints."""
+    return _BANNER.sub("", stderr)

@@ -393,6 +393,11 @@ def _stage_bytecode(
     if uncached:
         _compile(compiler, uncached, txn, result)
     tag = env.interpreter.cache_tag
+    # A path several wheels ship (an identical namespace __init__.py) is installed once, from
+    # the last of them (the transaction's last declaration wins): its bytecode must be that
+    # wheel's too, since a timestamp .pyc records its own source's mtime.
+    chosen: dict[str, tuple[str, CachedFile]] = {}
+    wanted: list[tuple[StagedWheel, str, str]] = []
     for wheel, entry, pyc in zip(staged, entries, cached, strict=True):
         if entry is None or pyc is None:
             continue
@@ -403,7 +408,11 @@ def _stage_bytecode(
             directory, name = os.path.split(action.dest)
             dest = os.path.join(directory, "__pycache__", f"{name[:-3]}.{tag}.pyc")
             src = os.path.join(base, *action.member.split("/")) + ".pyc"
-            wheel.add_cached_bytecode(txn, dest, src, pyc[action.member], placer)
+            chosen[dest] = (src, pyc[action.member])
+            wanted.append((wheel, dest, action.dest))
+    for wheel, dest, _ in wanted:
+        src, cached_file = chosen[dest]
+        wheel.add_cached_bytecode(txn, dest, src, cached_file, placer)
 
 
 def _compile(

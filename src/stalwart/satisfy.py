@@ -85,6 +85,7 @@ def satisfy(
                     pre=choices.pre or wanted.options.pre,
                     no_deps=choices.no_deps,
                     require_hashes=wanted.require_hashes,
+                    ignore_requires_python=options.ignore_requires_python,
                 )
                 resolution = resolve(
                     request,
@@ -153,7 +154,7 @@ def _finder(client: _LazyClient, settings: NetworkSettings, env: Environment) ->
         client,
         index_urls=settings.index_urls,
         find_links=settings.find_links,
-        list_find_links=lambda location: list(find_links(location, client.get()).files),
+        list_find_links=lambda location: list(find_links(location, client.get()).files),  # type: ignore[arg-type]
         strategy=settings.index_strategy,
         tags=env.tags,
         python_version=env.version,

@@ -112,10 +112,8 @@ class StagedWheel:
         path = txn.stage_path(dest)
         with fs.open_for_write(path, exclusive=True) as writer:
             writer.write(data)
-        record = RecordEntry(
-            record_path(self.lib_dir, dest), "sha256", hashlib.sha256(data).digest(), len(data)
-        )
-        self.bytecode.append(StagedFile(dest, path, record))
+        # pip lists bytecode without a hash: it is derived, and rewritten by any interpreter.
+        self.bytecode.append(StagedFile(dest, path, RecordEntry(record_path(self.lib_dir, dest))))
 
     def add_cached_bytecode(
         self, txn: Transaction, dest: str, src: str, cached: CachedFile, placer: Placer
@@ -123,8 +121,7 @@ class StagedWheel:
         """Stage bytecode for *dest* from the cache (compiled once for this interpreter)."""
         path = txn.stage_path(dest)
         placer.place(src, path, cached.mtime_ns)
-        record = RecordEntry(record_path(self.lib_dir, dest), "sha256", cached.sha256, cached.size)
-        self.bytecode.append(StagedFile(dest, path, record))
+        self.bytecode.append(StagedFile(dest, path, RecordEntry(record_path(self.lib_dir, dest))))
 
     @property
     def lib_dir(self) -> str:
@@ -155,15 +152,23 @@ def stage_wheels(
     small wheels gain as much as one big one. Results are collected, and progress reported, in
     the calling thread. Raises :class:`InvalidWheelError` listing every file whose content does
     not match its RECORD row (unless *verify_record* is off).
+
+    With *entries* (the unpacked-wheel cache entry of each plan, or None), archive members are
+    put in place from the cache by *placer* instead of extracted: no byte is read, and the
+    digests are the ones the cache took when it unpacked and verified the wheel.
     """
     umask = current_umask()
     jobs = [(index, action) for index, plan in enumerate(plans) for action in plan.files]
+    cached = list(entries) if entries is not None else [None] * len(plans)
+    put = placer or Placer()
 
     def run(job: tuple[int, FileAction]) -> tuple[StagedFile, str | None]:
         index, action = job
-        return _stage_file(
-            plans[index], action, txn.stage_path(action.dest), python, windows, umask
-        )
+        staged = txn.stage_path(action.dest)
+        entry = cached[index]
+        if entry is not None and isinstance(action, Extract) and not action.rewrite_shebang:
+            return _place_file(plans[index], action, staged, entry, put, umask), None
+        return _stage_file(plans[index], action, staged, python, windows, umask)
 
     staged = [StagedWheel(plan, []) for plan in plans]
     problems: list[list[str]] = [[] for _ in plans]

@@ -323,6 +323,7 @@ class WheelCache:
             st = os.stat(path)
             rows.append([member, len(data), hashlib.sha256(data).hexdigest(), st.st_mtime_ns])
         marker = os.path.join(entry.root, "pyc", f"{tag}.json")
+        fs.makedirs(os.path.dirname(marker))
         fs.write_atomic(marker, json.dumps({"files": rows}).encode("utf-8"), durable=False)
         return entry.bytecode(tag) or {}
 

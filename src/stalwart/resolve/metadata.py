@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from stalwart.errors import InvalidWheelError
 from stalwart.wheel.headers import parse_headers
 
 if TYPE_CHECKING:
@@ -61,27 +60,25 @@ def parse_metadata(text: str, source: str) -> CoreMetadata:
 
 
 def read_wheel_metadata(path: str) -> CoreMetadata:
-    """METADATA of the wheel at *path*, read through the hostile-zip-proof reader."""
-    from stalwart.wheel.archive import WheelArchive
+    """METADATA of the wheel at *path*, through the same validation an install makes (the
+    same messages for the same faults); RECORD hashes are left to the install itself."""
+    from stalwart.errors import RequestError
+    from stalwart.paths import NotRegularFileError, open_regular
+    from stalwart.wheel.wheelfile import open_wheel
 
-    with WheelArchive(path) as archive:
-        infos = {
-            e.name.split("/", 1)[0]
-            for e in archive.entries
-            if "/" in e.name and e.name.split("/", 1)[0].endswith(".dist-info")
-        }
-        if len(infos) != 1:
-            raise InvalidWheelError(path, "expected exactly one top-level .dist-info directory")
-        member = f"{infos.pop()}/METADATA"
-        entry = archive.get(member)
-        if entry is None:
-            raise InvalidWheelError(path, f"{member} is missing")
-        if entry.size > MAX_METADATA_BYTES:
-            raise InvalidWheelError(path, f"{member} is larger than {MAX_METADATA_BYTES} bytes")
-        try:
-            text = archive.read(member).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidWheelError(path, f"{member} is not UTF-8") from None
+    try:
+        open_regular(path).close()  # a FIFO given as a wheel must not hang the resolver
+    except NotRegularFileError:
+        raise RequestError(f"{path} is not a regular file") from None
+    except FileNotFoundError:
+        raise RequestError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise RequestError(f"cannot read {path}: {exc.strerror or exc}") from None
+    wheel = open_wheel(path, verify_record=False)
+    try:
+        text = wheel.read_text("METADATA") or ""
+    finally:
+        wheel.close()
     return parse_metadata(text, path)
 
 

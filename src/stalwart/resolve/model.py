@@ -93,7 +93,7 @@ class PythonReq:
         return PYTHON
 
     def __str__(self) -> str:
-        return f"Python{self.specifier}"
+        return f"Python {self.specifier}"
 
 
 Req: TypeAlias = NamedReq | PinnedReq | PythonReq

@@ -58,6 +58,7 @@ class Policy:
     reinstall: bool = False
     pre: bool = False
     no_deps: bool = False
+    ignore_requires_python: bool = False
     constraints: Mapping[str, tuple[Req, ...]] = field(default_factory=dict)
     allowed_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -171,7 +172,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
             return deps
         meta = self.metadata(candidate)
         deps = []
-        if meta.requires_python:
+        if meta.requires_python and not self.policy.ignore_requires_python:
             specifier = _specifier(meta.requires_python)
             if specifier is not None:
                 deps.append(PythonReq(specifier, origin=_origin(candidate)))

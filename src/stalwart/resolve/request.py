@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stalwart.requirements.reqfile import IndexOptions, parse_requirements_files
-from stalwart.requirements.specs import parse_spec
+from stalwart.requirements.specs import Spec, parse_spec
 from stalwart.resolve.resolver import Root
 
 __all__ = ["Wanted", "gather", "is_lock_file"]
@@ -51,7 +51,7 @@ def gather(
 ) -> Wanted:
     """Everything the command line asks for; raises InvalidRequirementError/LockFileError."""
     base = cwd or os.getcwd()
-    roots = [Root(parse_spec(text, base_dir=base)) for text in specs]
+    roots = [Root(_spec(text, base)) for text in specs]
     locks = tuple(
         os.path.abspath(os.path.join(base, p)) for p in requirement_files if is_lock_file(p)
     )
@@ -68,8 +68,10 @@ def gather(
             roots.append(Root(line.spec, line.location, dict(line.hashes)))
             hashed = hashed or bool(line.hashes)
         constraints = [Root(c.spec, c.location, dict(c.hashes)) for c in parsed.constraints]
+    unique = _dedupe(roots)
+    _one_file_per_project(unique)
     return Wanted(
-        roots=tuple(_dedupe(roots)),
+        roots=tuple(unique),
         constraints=tuple(constraints),
         lock_files=locks,
         options=options,
@@ -77,6 +79,38 @@ def gather(
         files=files,
         notes=notes,
     )
+
+
+def _spec(text: str, base: str) -> Spec:
+    """A spec; a ``.whl`` file that exists but is misnamed is a bad wheel (exit 1, as any
+    other fault of a wheel), not a mistyped requirement."""
+    from stalwart.errors import InvalidRequirementError, InvalidWheelError
+
+    try:
+        return parse_spec(text, base_dir=base)
+    except InvalidRequirementError as exc:
+        path = os.path.join(base, text)
+        if text.endswith(".whl") and os.path.isfile(path):
+            raise InvalidWheelError(path, exc.problems) from None
+        raise
+
+
+def _one_file_per_project(roots: list[Root]) -> None:
+    """Two different wheel files (or URLs) of one project cannot both be installed."""
+    from stalwart.errors import UsageError
+    from stalwart.requirements.specs import DirectReference, LocalWheel
+
+    seen: dict[str, str] = {}
+    for root in roots:
+        spec = root.spec
+        if not isinstance(spec, LocalWheel | DirectReference):
+            continue
+        where = spec.path if isinstance(spec, LocalWheel) else str(spec)
+        first = seen.setdefault(spec.name, where)
+        if first != where:
+            raise UsageError(
+                f"{os.path.basename(where)} and {os.path.basename(first)} are both {spec.name}"
+            )
 
 
 def _dedupe(roots: list[Root]) -> list[Root]:

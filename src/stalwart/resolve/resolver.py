@@ -81,6 +81,7 @@ class Request:
     pre: bool = False
     no_deps: bool = False
     require_hashes: bool = False
+    ignore_requires_python: bool = False
 
 
 @dataclass
@@ -216,6 +217,7 @@ def resolve(
         reinstall=request.reinstall,
         pre=request.pre,
         no_deps=request.no_deps,
+        ignore_requires_python=request.ignore_requires_python,
         constraints={k: tuple(v) for k, v in constraints.items()},
         allowed_hashes=allowed,
     )
@@ -296,7 +298,8 @@ def explain(
             continue
         asked = f"{who} requires" if who else f"{req.origin or 'you'} asked for"
         lines.append(f"{asked} {req}")
-        names[str(getattr(req, "name", "") or req.candidate.name)] = None
+        if isinstance(req, NamedReq):  # a pinned file needs no look at an index
+            names[str(req.name)] = None
     for name in names:
         lines.extend(_offer(name, finder))
     return list(dict.fromkeys(lines))
