@@ -355,17 +355,42 @@ def upgrade_scenario(
     )
 
 
-def crash_at_every_point(scenario: CrashScenario, shard: int, shards: int) -> list[str]:
+#: When set, each crash sweep shard appends one JSON line of counts to the file it names, so
+#: ``scripts/robustness.py`` can report how many crash points the sweeps covered.
+SWEEP_COUNTS_ENV = "STALWART_SWEEP_COUNTS"
+
+
+def record_sweep(sweep: str, shard: int, points: int, kills: int, problems: int) -> None:
+    path = os.environ.get(SWEEP_COUNTS_ENV)
+    if path:
+        line = {
+            "sweep": sweep,
+            "shard": shard,
+            "points": points,
+            "kills": kills,
+            "problems": problems,
+        }
+        with open(path, "a", encoding="utf-8") as f:  # one short append: shards never interleave
+            f.write(json.dumps(line) + "\n")
+
+
+def crash_at_every_point(
+    scenario: CrashScenario, shard: int, shards: int, sweep: str = ""
+) -> list[str]:
     """Kill the command before point K, for every K of this shard; returns what went wrong.
 
     After the kill, the next command is ``stalwart recover`` for most K and, for every third
     K, an ``install`` of an unrelated wheel, which must recover by itself first. The outcome is
-    fully determined: the old environment unless COMMITTED was already in place.
+    fully determined: the old environment unless COMMITTED was already in place. K = points + 1
+    is the uninterrupted run; every other K is a crash point (counted for *sweep*, see
+    :func:`record_sweep`).
     """
     problems: list[str] = []
+    kills = 0
     for k in range(1, scenario.points + 2):
         if (k - 1) % shards != shard:
             continue
+        kills += k <= scenario.points
         scenario.restore()
         crashed = run_under_shim(scenario.argv, kill_at=k, env=scenario.env, ignore=scenario.ignore)
         if k <= scenario.points:
@@ -405,6 +430,7 @@ def crash_at_every_point(scenario: CrashScenario, shard: int, shards: int) -> li
                 f"K={k} ({'install' if use_tiny else 'recover'}): not the {state} "
                 f"environment: {describe_diff(got, want)}"
             )
+    record_sweep(sweep, shard, scenario.points, kills, len(problems))
     return problems
 
 
@@ -422,7 +448,7 @@ def test_crash_at_every_point_of_a_fresh_install(
     print(f"fresh install: {scenario.points} mutation points")
     assert scenario.points > 10
     assert 1 < scenario.journal_at < scenario.committed_at < scenario.points
-    problems = crash_at_every_point(scenario, shard, FRESH_SHARDS)
+    problems = crash_at_every_point(scenario, shard, FRESH_SHARDS, "fresh install")
     assert not problems, "\n".join(problems)
 
 
@@ -450,7 +476,7 @@ def test_crash_at_every_point_of_an_upgrade(
     )
     assert "bin/charlie-legacy" in scenario.old
     assert "bin/charlie-legacy" not in scenario.new
-    problems = crash_at_every_point(scenario, shard, UPGRADE_SHARDS)
+    problems = crash_at_every_point(scenario, shard, UPGRADE_SHARDS, "upgrade")
     assert not problems, "\n".join(problems)
 
 

@@ -30,6 +30,15 @@
  *                       first rule that matches and still has a count left decides. The glob
  *                       may itself contain ':' (op is split off the left, errno and count off
  *                       the right).
+ *                       A fifth field makes a lock that lasts a given time, "op:glob:errno:
+ *                       count:ms": the rule fails matching calls from the first matching call
+ *                       until ms milliseconds (a decimal number >= 0) of CLOCK_MONOTONIC have
+ *                       passed, then never again; count is then an upper bound (-1: none). A
+ *                       process thus meets a lock episode of a known length, however often or
+ *                       slowly it retries; 0 ms fails nothing. The five-field reading wins
+ *                       whenever the last three fields parse as errno, count and ms, so a
+ *                       four-field rule whose glob ends in ":<errno>" and whose count is >= 0
+ *                       is misread (harness.Rule refuses to write one).
  *   FAULTSHIM_KILL_AT   K >= 1: raise(SIGKILL) just BEFORE the K-th mutation point runs.
  *   FAULTSHIM_COUNT_FILE  at normal exit (library destructor), write the number of mutation
  *                       points seen, as decimal text plus newline. Not written on _exit(2),
@@ -69,6 +78,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef AT_REMOVEDIR
@@ -175,7 +185,9 @@ struct rule {
     int op; /* enum op or OP_ANY */
     char *glob;
     int err;
-    long remaining; /* -1: forever */
+    long remaining;     /* -1: forever */
+    long long window;   /* nanoseconds the lock lasts from its first matching call; -1: no limit */
+    long long opened;   /* CLOCK_MONOTONIC nanoseconds of that first call; -1: not yet */
 };
 
 static struct rule *rules;
@@ -270,22 +282,66 @@ static int parse_errno(const char *s)
     return -1;
 }
 
+/* Milliseconds as a decimal number >= 0, in nanoseconds; -1 if s is not one. */
+static long long parse_ms(const char *s)
+{
+    char *end;
+    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    double ms = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !(ms >= 0 && ms <= 1e12))
+        return -1; /* the comparison also rejects nan */
+    return (long long)(ms * 1e6 + 0.5);
+}
+
+/* Copy [from, to) into buf as a string; too long for buf gives "" (which no field accepts). */
+static const char *span(const char *from, const char *to, char *buf, size_t size)
+{
+    size_t n = (size_t)(to - from);
+    if (n >= size)
+        n = 0;
+    memcpy(buf, from, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 static void parse_rule(char *text)
 {
     char *whole = xstrdup(text);
     char *c1 = strchr(text, ':');
-    char *c3 = strrchr(text, ':');
-    char *c2;
-    if (c1 == NULL || c3 == c1)
-        config_error("FAULTSHIM_RULES entry (want op:glob:errno:count)", whole);
-    *c3 = '\0';
-    c2 = strrchr(text, ':');
-    if (c2 == c1)
-        config_error("FAULTSHIM_RULES entry (want op:glob:errno:count)", whole);
+    char *end = text + strlen(text);
+    if (c1 == NULL)
+        config_error("FAULTSHIM_RULES entry (want op:glob:errno:count[:ms])", whole);
+
+    /* The last three separators right of the op, right to left: the glob may hold ':' too. */
+    char *tail[3] = {NULL, NULL, NULL};
+    size_t found = 0;
+    for (char *p = end - 1; p > c1 && found < 3; p--)
+        if (*p == ':')
+            tail[found++] = p;
+
+    int five = 0;
+    if (found == 3) {
+        char e[64], n[64], m[64];
+        long count;
+        five = parse_errno(span(tail[2] + 1, tail[1], e, sizeof e)) > 0 &&
+               parse_long(span(tail[1] + 1, tail[0], n, sizeof n), &count) == 0 &&
+               parse_ms(span(tail[0] + 1, end, m, sizeof m)) >= 0;
+    }
+    if (!five && found < 2)
+        config_error("FAULTSHIM_RULES entry (want op:glob:errno:count[:ms])", whole);
+    char *c2 = five ? tail[2] : tail[1];
+    char *c3 = five ? tail[1] : tail[0];
+    long long window = five ? parse_ms(tail[0] + 1) : -1;
+    if (five)
+        *tail[0] = '\0';
     *c1 = '\0';
     *c2 = '\0';
+    *c3 = '\0';
 
-    struct rule r = {.op = -2, .glob = NULL, .err = 0, .remaining = 0};
+    struct rule r = {
+        .op = -2, .glob = NULL, .err = 0, .remaining = 0, .window = window, .opened = -1};
     if (strcmp(text, "*") == 0)
         r.op = OP_ANY;
     for (int i = 0; i < OP_COUNT_; i++)
@@ -461,6 +517,14 @@ static void log_line(const char *kind, unsigned long point, enum op op, const ch
     real_close(fd);
 }
 
+/* The clock Python's time.monotonic() reads too, so both sides measure the same episode. */
+static long long monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /*
  * Decide the fate of one mutating call: returns 0 to let it run, or the errno to fail it with.
  * Kills the process (before the call runs) when it is the FAULTSHIM_KILL_AT-th point.
@@ -500,6 +564,15 @@ static int intercept2(enum op op, int dirfd1, const char *p1, int dirfd2, const 
             continue;
         if (!cand_match(&a, r->glob) && !(p2 != NULL && cand_match(&b, r->glob)))
             continue;
+        if (r->window >= 0) {
+            long long now = monotonic_ns();
+            if (r->opened < 0)
+                r->opened = now; /* the lock episode starts with the first matching call */
+            if (now - r->opened >= r->window) {
+                r->remaining = 0; /* over: the file was let go, for good */
+                continue;
+            }
+        }
         if (r->remaining > 0)
             r->remaining--;
         err = r->err;

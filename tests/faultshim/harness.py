@@ -13,6 +13,9 @@ compiles it once per source version and sets the ``FAULTSHIM_*`` environment for
         cwd=tmp_path,
     )
 
+``Rule(..., seconds=0.3)`` is a lock of a given length instead: matching calls fail from the
+first one until 0.3 s have passed, however the process retries.
+
 Linux/glibc only. A missing or failing C compiler is an error, not a skip: CI installs gcc.
 """
 
@@ -124,12 +127,17 @@ class Rule:
     the process passed it (relative paths stay relative) and, for dirfd-relative calls, also
     joined to the directory. *errno* is a name (``"EBUSY"``) or a number; *count* = -1 never
     stops failing. The first rule that matches and has a count left decides a call.
+
+    With *seconds*, the rule is a lock episode of that length: it fails matching calls from
+    the first one until *seconds* of CLOCK_MONOTONIC have passed (at most *count* of them,
+    -1 for no limit), then lets every call through, whoever retries how often.
     """
 
     op: str
     glob: str
     errno: str | int
     count: int
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -139,6 +147,11 @@ class Rule:
         self.errno_number()  # validates
         if self.count < -1:
             raise ValueError(f"count must be >= -1, got {self.count}")
+        if self.seconds is not None and not 0 <= self.seconds < 1e9:  # also refuses nan
+            raise ValueError(f"seconds must be >= 0, got {self.seconds}")
+        if self.seconds is None and self.count >= 0 and _is_errno(self.glob.rpartition(":")[2]):
+            # The shim would read "...:<errno>:<errno>:<count>" as op:glob:errno:count:ms.
+            raise ValueError(f"a glob ending in ':<errno>' needs seconds: {self.glob!r}")
 
     def errno_number(self) -> int:
         """The errno as a number; names are looked up in the :mod:`errno` module."""
@@ -154,8 +167,18 @@ class Rule:
         return number
 
     def spec(self) -> str:
-        """The ``op:glob:errno:count`` text of ``FAULTSHIM_RULES`` (errno as a number)."""
-        return f"{self.op}:{self.glob}:{self.errno_number()}:{self.count}"
+        """The ``op:glob:errno:count[:ms]`` text of ``FAULTSHIM_RULES`` (errno as a number)."""
+        text = f"{self.op}:{self.glob}:{self.errno_number()}:{self.count}"
+        if self.seconds is not None:
+            text += f":{self.seconds * 1000:.6f}"
+        return text
+
+
+def _is_errno(text: str) -> bool:
+    """Whether the shim would take *text* for an errno field (a name it knows, or 1..4095)."""
+    if text.isdigit():
+        return 0 < int(text) < 4096
+    return text.isupper() and isinstance(getattr(errno_mod, text, None), int)
 
 
 @dataclass(frozen=True, slots=True)
