@@ -457,50 +457,10 @@ class KnownIssue:
     matches: Callable[[Episode, Observed], bool]
 
 
-def _makedirs_after_lock(episode: Episode, seen: Observed) -> bool:
-    message = seen.stderr.strip()
-    return (
-        episode.op == "mkdir"
-        and seen.exit_code == 1
-        and message.startswith("error: no such file: ")
-        and message.endswith("/stage")
-        and "/.stalwart/txn-" in message
-        and seen.command_state == seen.final_state == "old"
-        and not seen.leftovers
-    )
-
-
-def _prune_gives_up_silently(episode: Episode, seen: Observed) -> bool:
-    return (
-        episode.op == "rmdir"
-        and seen.band != "under"
-        and seen.exit_code == 0
-        and "warning:" not in seen.stderr
-        and seen.committed
-        and bool(seen.stray_dirs)
-        and not seen.leftovers
-    )
-
-
-KNOWN_ISSUES = (
-    KnownIssue(
-        "makedirs-after-lock",
-        "fs.makedirs creates missing parents only when its FIRST mkdir fails with ENOENT; if "
-        "that mkdir meets a lock, the retried mkdir then fails with ENOENT, which is raised: "
-        "`install` exits 1 'no such file: .../.stalwart/txn-*/stage' after a lock of a few ms",
-        "test_lock_episodes.py::test_a_short_lock_on_the_first_staging_mkdir_is_waited_out",
-        _makedirs_after_lock,
-    ),
-    KnownIssue(
-        "prune-gives-up-silently",
-        "a directory an upgrade empties (a dropped subpackage) whose rmdir stays locked past "
-        "the budget is left behind for good: rmdir_if_empty answers 'not removed' as for a "
-        "non-empty directory, so no warning, and the journal is gone, so `recover` cannot "
-        "finish it",
-        "test_lock_episodes.py::test_a_pruned_directory_locked_past_the_budget_is_not_lost",
-        _prune_gives_up_silently,
-    ),
-)
+#: Misbehaviours found and not fixed yet; each needs a strict-xfail reproduction. The two the
+#: first runs found (makedirs after a lock on its first mkdir; a pruned directory locked past
+#: the budget, left silently) are fixed: their reproductions now pass as ordinary tests.
+KNOWN_ISSUES: tuple[KnownIssue, ...] = ()
 
 
 @dataclass

@@ -159,55 +159,6 @@ def test_lock_waits_are_read_from_the_verbose_summary() -> None:
     assert le.lock_waits("Installed 2 packages in 30 ms; no lock retries\n") == ()
 
 
-MKDIR = le.Episode(0, "fresh", "state", "mkdir", "EBUSY", 0.02)
-RMDIR = le.Episode(0, "upgrade", "any", "rmdir", "EBUSY", 0.5)
-NO_SUCH_STAGE = (
-    "error: no such file: /v/lib/python3.11/site-packages/.stalwart/txn-20261202-ab/stage\n"
-)
-STRAY = {"band": "over", "command_state": "neither", "final_state": "neither"}
-
-
-@pytest.mark.parametrize(
-    ("key", "episode", "facts", "matches"),
-    [
-        (
-            "makedirs-after-lock",
-            MKDIR,
-            {"exit_code": 1, "stderr": NO_SUCH_STAGE, "command_state": "old", "final_state": "old"},
-            True,
-        ),
-        (
-            "makedirs-after-lock",
-            MKDIR,
-            {"exit_code": 1, "stderr": "error: no such file: /v/x", "command_state": "old"},
-            False,
-        ),
-        ("makedirs-after-lock", MKDIR, {"exit_code": 1, "stderr": NO_SUCH_STAGE}, False),
-        ("makedirs-after-lock", RMDIR, {"exit_code": 1, "stderr": NO_SUCH_STAGE}, False),
-        ("prune-gives-up-silently", RMDIR, {**STRAY, "stray_dirs": ("lib/ant/old",)}, True),
-        ("prune-gives-up-silently", RMDIR, STRAY, False),  # more than a stray directory
-        (
-            "prune-gives-up-silently",
-            RMDIR,
-            {**STRAY, "stray_dirs": ("lib/ant/old",), "stderr": "warning: ..."},
-            False,
-        ),
-        (
-            "prune-gives-up-silently",
-            dataclasses.replace(RMDIR, lock=0.1),
-            {**STRAY, "band": "under", "stray_dirs": ("lib/ant/old",)},
-            False,
-        ),
-        ("prune-gives-up-silently", MKDIR, {**STRAY, "stray_dirs": ("lib/ant/old",)}, False),
-    ],
-)
-def test_known_issues_match_precisely(
-    key: str, episode: le.Episode, facts: dict[str, object], matches: bool
-) -> None:
-    (issue,) = [k for k in le.KNOWN_ISSUES if k.key == key]
-    assert issue.matches(episode, seen(**facts)) is bool(matches)
-
-
 # -- chosen episodes through the real CLI ---------------------------------------------------------
 
 
@@ -239,7 +190,9 @@ def test_prepared_scenarios_know_what_the_install_touches(
     for scenario in (fresh, upgrade):
         assert set(scenario.ops) == set(le.PATH_CLASSES)
         assert scenario.ops["record"] == ("rename",)
-        assert set(scenario.ops["so"]) == {"rename", "open"}
+        # The umask (027) differs from the cache's (022): extensions are copied from the
+        # cache and given the umask's mode (chmod) rather than linked.
+        assert {"rename", "open"} <= set(scenario.ops["so"]) <= {"rename", "open", "chmod"}
         # chmod: the umask masks execute bits, so staged scripts get theirs (pip's rule).
         assert set(scenario.ops["any"]) == set(le.OPS) - {"link"}
     assert "unlink" in upgrade.ops["state"]  # deleting the backups after COMMITTED
@@ -313,15 +266,9 @@ def test_cleanup_locked_past_the_trash_commits_with_a_warning(
     assert "rolled forward" in facts.recover_output
 
 
-# -- reproductions of what the random run found ----------------------------------------------------
+# -- what the random run once found (fixed) ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stalwart.fs.makedirs creates missing parents only when the first mkdir fails with "
-    "ENOENT; after a lock episode on that mkdir (parents .stalwart/txn-* still missing), the "
-    "retried mkdir's ENOENT is raised: exit 1 'no such file: .../stage' after a 20 ms lock",
-)
 def test_a_short_lock_on_the_first_staging_mkdir_is_waited_out(
     scenarios: dict[str, le.Scenario], tmp_path: Path
 ) -> None:
@@ -332,12 +279,6 @@ def test_a_short_lock_on_the_first_staging_mkdir_is_waited_out(
     assert le.judge(facts) == (le.SUCCEEDED, []), facts.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transaction._prune uses fs.rmdir_if_empty, which answers False for a directory "
-    "locked past the budget as for one that is not empty: the upgrade's emptied ant/old/ is "
-    "left, with exit 0 and no warning, and the journal is deleted, so recover cannot finish it",
-)
 def test_a_pruned_directory_locked_past_the_budget_is_not_lost(
     scenarios: dict[str, le.Scenario], tmp_path: Path
 ) -> None:

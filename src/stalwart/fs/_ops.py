@@ -506,7 +506,11 @@ def empty_trash(trash: StrPath) -> list[str]:
         entry = os.path.join(_s(trash), name)
         if not _remove_now(entry):
             left.append(entry)
-    if not left and not rmdir_if_empty(trash):
+    try:
+        emptied = not left and rmdir_if_empty(trash)
+    except LockTimeoutError:
+        emptied = False
+    if not left and not emptied:
         left.append(_s(trash))
     return left
 
@@ -538,7 +542,9 @@ _WIN_DIR_NOT_EMPTY = 145
 
 
 def rmdir_if_empty(path: StrPath) -> bool:
-    """Remove the directory *path* if it is empty; True if it is gone.
+    """Remove the directory *path* if it is empty; True if it is gone, False if it is not
+    empty (or cannot be removed for good); :class:`LockTimeoutError` if a lock outlasted the
+    budget, so that a caller never takes a locked directory for a full one.
 
     "Not empty" is normally an answer, not a lock: waiting on it would cost the full budget
     for every directory that merely still holds files (on Windows it is WinError 145, which
@@ -564,6 +570,8 @@ def rmdir_if_empty(path: StrPath) -> bool:
             retry(Op.RMDIR, (_s(path),), P.rmdir, exc, path)
         except FileNotFoundError:
             return True
+        except LockTimeoutError:
+            raise  # locked past the budget is not "not empty": the caller must know
         except OSError:
             return False
     return True
@@ -613,23 +621,37 @@ def makedirs(path: StrPath, mode: int = 0o777, exist_ok: bool = True) -> None:
         if not exist_ok or not os.path.isdir(path):
             raise
     except FileNotFoundError:
-        missing = []
-        current = os.path.normpath(_s(path))
-        while not os.path.isdir(current):
-            missing.append(current)
-            parent = os.path.dirname(current)
-            if parent == current:
-                raise
-            current = parent
-        for directory in reversed(missing):
+        # Missing parents: created shallowest first, each mkdir retried on its own.
+        for directory in _missing_dirs(_s(path)):
             try:
                 _mkdir_one(directory, mode)
             except FileExistsError:
                 raise
             except OSError as exc:
-                retry(Op.MKDIR, (directory,), _mkdir_one, exc, directory, mode)
+                retry(Op.MKDIR, (directory,), _make_path, exc, directory, mode)
     except OSError as exc:
-        retry(Op.MKDIR, (_s(path),), _mkdir_one, exc, path, mode)
+        # A lock: what is retried makes missing parents too, since a lock on the first mkdir
+        # says nothing about whether they exist (the lock-episode run found exactly that).
+        retry(Op.MKDIR, (_s(path),), _make_path, exc, path, mode)
+
+
+def _make_path(path: StrPath, mode: int) -> None:
+    """*path* and whatever of its parents is missing: the unit :func:`makedirs` retries."""
+    for directory in _missing_dirs(_s(path)):
+        _mkdir_one(directory, mode)
+
+
+def _missing_dirs(path: str) -> list[str]:
+    """*path* and its ancestors that are not directories yet, shallowest first."""
+    missing = []
+    current = os.path.normpath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return missing[::-1]
 
 
 def chmod(path: StrPath, mode: int) -> None:
