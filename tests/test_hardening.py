@@ -323,13 +323,24 @@ def test_requires_python_is_enforced(venv: Venv, run: Run, tmp_path: Path) -> No
 
 
 def test_verify_recovers_a_pending_transaction_first(venv: Venv, run: Run, tmp_path: Path) -> None:
+    from stalwart.errors import RollbackIncompleteError
     from stalwart.fs.faults import SimulatedCrash
 
     wheel = build_wheel(
         tmp_path / "w", "halfway", "1.0", {f"halfway/m{i}.py": b"" for i in range(5)}
     )
-    with FaultInjector(crash_after=12), pytest.raises(SimulatedCrash):
-        install([wheel], venv.env, NO_COMPILE)
+    plain = InstallOptions(compile=False, cache=False)  # the same mutations every run
+    probe = copy_venv(venv, tmp_path / "probe")
+    with FaultInjector(record=True) as recorded:
+        install([wheel], probe.env, plain)
+    journal_at = next(
+        i
+        for i, m in enumerate(recorded.mutations)
+        if m.op == "replace" and m.paths[-1].endswith("journal.json")
+    )
+    killed = (SimulatedCrash, RollbackIncompleteError)  # the undo is "killed" too
+    with FaultInjector(crash_after=journal_at + 3), pytest.raises(killed):
+        install([wheel], venv.env, plain)  # killed among the moves into place
     assert (venv.site / ".stalwart").is_dir()
     proc = ok(run("verify", "--python", venv.python))
     assert "recovered an interrupted transaction" in proc.stderr

@@ -616,7 +616,8 @@ def test_refused_in_process(case: Case, venv: Venv, where: Where) -> None:
     for part in case.says:
         assert part in message, (part, message)
     if case.at_extraction:
-        assert "staging" in phases, "the problem should be found while extracting"
+        # Extracting: into the stage, or into the cache of unpacked wheels on the way there.
+        assert {"staging", "unpacking"} & set(phases), "the problem should be found extracting"
     assert "committing" not in phases
     _no_traces(venv, before)
 

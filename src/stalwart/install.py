@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,7 +126,7 @@ def install_locked(
     install from an index resolves and downloads under it), adding to *result*."""
     installed = find_installed(env.lib_dirs)
     with ExitStack() as stack:
-        opened = _open_all(sources, env, options, installed, result, stack)
+        opened = _open_all(sources, env, options, installed, result, stack, progress)
         _install_opened(opened, env, options, installed, result, progress)
 
 
@@ -143,6 +144,7 @@ def _open_all(
     installed: dict[str, Installed],
     result: CommandResult,
     stack: ExitStack,
+    progress: Progress | None = None,
 ) -> list[_Opened]:
     """Open and validate every wheel that needs installing; one per distribution.
 
@@ -175,7 +177,7 @@ def _open_all(
         if cache is None:
             wheel = _open(source, options, stack)
         else:
-            entry = _cached(cache, source, options, stack)
+            entry = _cached(cache, source, options, progress)
             wheel = open_cached(entry, source.path)
         check_compatible(wheel, env.tags)
         if not options.ignore_requires_python:
@@ -197,7 +199,7 @@ def _open(source: WheelSource, options: InstallOptions, stack: ExitStack) -> Whe
 
 
 def _cached(
-    cache: WheelCache, source: WheelSource, options: InstallOptions, stack: ExitStack
+    cache: WheelCache, source: WheelSource, options: InstallOptions, progress: Progress | None
 ) -> CacheEntry:
     """The wheel's cache entry: looked up by its sha256, checked, made if missing."""
     sha256 = source.sha256 or hash_file(source.path)[0].hex()
@@ -208,7 +210,8 @@ def _cached(
     if entry is None:
         with ExitStack() as scope:
             wheel = _open(source, options, scope)
-            entry = cache.fill(wheel, sha256, verify_record=options.verify_record)
+            tick = None if progress is None else partial(progress, "unpacking")
+            entry = cache.fill(wheel, sha256, verify_record=options.verify_record, tick=tick)
     return entry
 
 

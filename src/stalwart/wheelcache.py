@@ -164,7 +164,14 @@ class WheelCache:
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None
 
-    def fill(self, wheel: Wheel, sha256: str, *, verify_record: bool = True) -> CacheEntry:
+    def fill(
+        self,
+        wheel: Wheel,
+        sha256: str,
+        *,
+        verify_record: bool = True,
+        tick: Callable[[int, int], None] | None = None,
+    ) -> CacheEntry:
         """Unpack the validated *wheel* into a new entry, checking every file against its
         RECORD hash as it is written; returns the entry (another process's, if it won)."""
         fs.makedirs(self.root)
@@ -172,7 +179,7 @@ class WheelCache:
         files_dir = os.path.join(tmp, FILES)
         fs.makedirs(files_dir)
         try:
-            rows = self._extract(wheel, files_dir, verify_record)
+            rows = self._extract(wheel, files_dir, verify_record, tick)
             marker = {
                 "format": FORMAT,
                 "sha256": sha256,
@@ -198,7 +205,15 @@ class WheelCache:
             raise InvalidWheelError(wheel.path, "the unpacked-wheel cache entry cannot be read")
         return entry
 
-    def _extract(self, wheel: Wheel, files_dir: str, verify: bool) -> list[CachedFile]:
+    def _extract(
+        self,
+        wheel: Wheel,
+        files_dir: str,
+        verify: bool,
+        tick: Callable[[int, int], None] | None = None,
+    ) -> list[CachedFile]:
+        """Every file of *wheel* into *files_dir*, in threads (zlib and hashlib release the
+        GIL); *tick* (files done, total) is called from this thread."""
         entries = [e for e in wheel.archive.entries if not e.is_dir]
         dirs = sorted({os.path.dirname(e.name) for e in entries if "/" in e.name})
         for directory in dirs:
@@ -207,11 +222,18 @@ class WheelCache:
         def one(entry: Entry) -> tuple[CachedFile, str | None]:
             return self._extract_one(wheel, entry, files_dir, verify)
 
+        results: list[tuple[CachedFile, str | None]] = []
         if len(entries) >= _PARALLEL_MIN_FILES:
             with ThreadPoolExecutor(_WORKERS) as pool:
-                results = list(pool.map(one, entries))
+                for result in pool.map(one, entries):
+                    results.append(result)
+                    if tick is not None:
+                        tick(len(results), len(entries))
         else:
-            results = [one(e) for e in entries]
+            for entry in entries:
+                results.append(one(entry))
+                if tick is not None:
+                    tick(len(results), len(entries))
         problems = [p for _, p in results if p]
         if problems:
             raise InvalidWheelError(wheel.path, problems)
