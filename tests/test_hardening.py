@@ -46,6 +46,8 @@ def venv(pristine_venv: Venv, tmp_path: Path) -> Venv:
 @pytest.fixture
 def run(tmp_path: Path) -> Run:
     env = cli_environ(tmp_path / "cache")
+    # The journal key of this test process: a transaction crashed in-process is this user's.
+    env["STALWART_STATE_DIR"] = os.environ["STALWART_STATE_DIR"]
 
     def go(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
