@@ -462,10 +462,14 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Upgraded:
     fresh_b = snapshot(b)
     runs = {}
     pip_install(a, [old])
-    runs["install-old"] = stalwart("install", "--no-deps", "--python", str(venv_python(b)), str(old))
+    runs["install-old"] = stalwart(
+        "install", "--no-deps", "--python", str(venv_python(b)), str(old)
+    )
     runs["old-tree"] = subprocess.CompletedProcess([], 0, json.dumps(sorted(snapshot(b))))
     pip_install(a, [new])
-    runs["install-new"] = stalwart("install", "--no-deps", "--python", str(venv_python(b)), str(new))
+    runs["install-new"] = stalwart(
+        "install", "--no-deps", "--python", str(venv_python(b)), str(new)
+    )
     state = Upgraded(a, b, fresh_b, snapshot(a), snapshot(b), runs)
     runs["verify"] = stalwart("verify", "--python", str(venv_python(b)), check=False)
     runs["list"] = stalwart("list", "--python", str(venv_python(b)), "--format", "json")
