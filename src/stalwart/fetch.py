@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from stalwart.errors import HashMismatchError, HashRequiredError
-from stalwart.install import WheelSource
+from stalwart.install import WheelSource, file_url
 from stalwart.resolve.model import Base, FromIndex, FromURL, LocalFile
 from stalwart.resolve.resolver import Downloaded, MetadataSource, Resolution
 
@@ -109,9 +109,7 @@ def _digest(path: str, algorithm: str) -> str:
 
 
 def _file_url(path: str) -> str:
-    from pathlib import Path
-
-    return Path(os.path.abspath(path)).as_uri()
+    return file_url(os.path.abspath(path))
 
 
 def _strip_credentials(url: str) -> str:

@@ -20,9 +20,8 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stalwart import safety, staging, uninstall
@@ -70,7 +69,7 @@ class WheelSource:
     def local(cls, path: str | os.PathLike[str], *, requested: bool = True) -> WheelSource:
         """A wheel file the user named: recorded with its ``file://`` URL, as pip does."""
         absolute = os.path.abspath(os.fspath(path))
-        return cls(absolute, requested, Path(absolute).as_uri())
+        return cls(absolute, requested, file_url(absolute))
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,8 @@ def _open_all(
     opened: list[_Opened] = []
     seen: dict[str, str] = {}
     files: set[tuple[int, int]] = set()
-    for source in sources:
+    for given in sources:
+        source = given
         ident = _check_regular(source.path)
         if ident in files:
             continue
@@ -177,6 +177,8 @@ def _open_all(
         if cache is None:
             wheel = _open(source, options, stack)
         else:
+            if source.sha256 is None:  # the cache key; also what direct_url.json records
+                source = replace(source, sha256=hash_file(source.path)[0].hex())
             entry = _cached(cache, source, options, progress)
             wheel = open_cached(entry, source.path)
         check_compatible(wheel, env.tags)
@@ -438,6 +440,17 @@ def _compile(
     for pyc in compiled:
         for wheel in owners[pyc.source.final]:
             wheel.add_bytecode(txn, pyc.dest, pyc.data)
+
+
+def file_url(path: str) -> str:
+    """``file://`` URL of an absolute path, as ``pathlib.Path.as_uri`` makes it (pathlib costs
+    ~5 ms of start-up for this one call)."""
+    from urllib.parse import quote
+
+    if os.name == "nt":
+        drive, rest = os.path.splitdrive(path)
+        return "file:///" + drive + quote(rest.replace(os.sep, "/"))
+    return "file://" + quote(path)
 
 
 def _direct_url(source: WheelSource) -> dict[str, object] | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stalwart import scripts
+from stalwart.environment import STATE_DIR_NAME
 from stalwart.errors import InvalidWheelError
 from stalwart.paths import PathKey, PathKeys, is_within
 
@@ -71,7 +72,10 @@ class WheelPlan:
 
 def record_path(lib_dir: str, dest: str) -> str:
     """RECORD path of *dest*: relative to *lib_dir*, '/'-separated (as pip writes it)."""
-    rel = os.path.relpath(dest, lib_dir)
+    if dest.startswith(lib_dir) and dest[len(lib_dir) : len(lib_dir) + 1] == os.sep:
+        rel = dest[len(lib_dir) + 1 :]  # the common case, without relpath's cost per file
+    else:
+        rel = os.path.relpath(dest, lib_dir)
     return rel.replace(os.sep, "/")
 
 
@@ -93,6 +97,7 @@ def plan_wheel(
     problems: list[str] = []
     actions: list[FileAction] = []
     keys = PathKeys()
+    directories: dict[str, str | None] = {}  # a directory's verdict, for _foreign_place
     skip = {f"{wheel.dist_info}/{n}" for n in ("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER")}
     data_prefix = wheel.data_dir + "/"
     for entry in wheel.files:
@@ -116,7 +121,7 @@ def plan_wheel(
         if not is_within(os.path.normpath(root), dest):
             problems.append(f"{name}: would be written outside {root}")
             continue
-        problem = _foreign_place(keys, env, wheel, dest)
+        problem = _foreign_place(keys, env, wheel, dest, directories)
         if problem is not None:
             problems.append(f"{name}: {problem}")
             continue
@@ -166,7 +171,9 @@ def plan_wheel(
     return WheelPlan(wheel, lib_dir, dist_info_dir, tuple(actions))
 
 
-def _foreign_place(keys: PathKeys, env: Environment, wheel: Wheel, dest: str) -> str | None:
+def _foreign_place(
+    keys: PathKeys, env: Environment, wheel: Wheel, dest: str, seen: dict[str, str | None]
+) -> str | None:
     """Why *dest* is no place for a wheel's file, compared by identity, not spelling.
 
     - stalwart's state directory: a planted journal would be replayed by the next command's
@@ -174,17 +181,40 @@ def _foreign_place(keys: PathKeys, env: Environment, wheel: Wheel, dest: str) ->
     - a ``.dist-info`` directory in site-packages other than the wheel's own: it would claim
       to be another distribution, and its RECORD could make uninstall keep this wheel's files.
     """
-    if keys.within(env.state_dir, dest):
+    parent, name = os.path.split(dest)
+    if parent not in seen:  # most files share their directory: decide it once
+        seen[parent] = _foreign_directory(keys, env, wheel, parent)
+    verdict = seen[parent]
+    if verdict is not None:
+        return verdict
+    if name.casefold() == STATE_DIR_NAME and keys.within(env.state_dir, dest):
+        return "would be written into stalwart's own state directory"
+    own = wheel.dist_info.casefold()
+    folded = name.casefold()
+    if folded.endswith(".dist-info") and folded != own and parent in env.lib_dirs:
+        return _dist_info_problem(name, parent, wheel)
+    return None
+
+
+def _foreign_directory(
+    keys: PathKeys, env: Environment, wheel: Wheel, directory: str
+) -> str | None:
+    if keys.dir_within(env.state_dir, directory):
         return "would be written into stalwart's own state directory"
     own = wheel.dist_info.casefold()
     for lib_dir in env.lib_dirs:
-        entry = keys.entry_below(lib_dir, dest)
-        if entry and entry.casefold().endswith(".dist-info") and entry.casefold() != own:
-            return (
-                f"would create {entry} in {lib_dir}: a wheel may ship only its own "
-                f".dist-info directory ({wheel.dist_info})"
-            )
+        entry = keys.entry_below(lib_dir, os.path.join(directory, "x"))
+        folded = (entry or "").casefold()
+        if entry != "x" and folded.endswith(".dist-info") and folded != own:
+            return _dist_info_problem(entry or "", lib_dir, wheel)
     return None
+
+
+def _dist_info_problem(entry: str, lib_dir: str, wheel: Wheel) -> str:
+    return (
+        f"would create {entry} in {lib_dir}: a wheel may ship only its own .dist-info "
+        f"directory ({wheel.dist_info})"
+    )
 
 
 _VERSIONED = {"pip": "pip", "setuptools": "easy_install"}

@@ -173,15 +173,19 @@ def stage_wheels(
     staged = [StagedWheel(plan, []) for plan in plans]
     problems: list[list[str]] = [[] for _ in plans]
     if len(jobs) >= _PARALLEL_MIN_FILES:
+        # Batches, not one task per file: a future per file costs more than linking one.
+        size = max(16, len(jobs) // (_WORKERS * 4))
+        batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         pool = ThreadPoolExecutor(_WORKERS)
         try:
-            results = zip(jobs, pool.map(run, jobs), strict=True)
-            for (index, _), (item, problem) in results:
-                staged[index].files.append(item)
-                if problem:
-                    problems[index].append(problem)
+            done = pool.map(lambda batch: [run(job) for job in batch], batches)
+            for batch, results in zip(batches, done, strict=True):
+                for (index, _), (item, problem) in zip(batch, results, strict=True):
+                    staged[index].files.append(item)
+                    if problem:
+                        problems[index].append(problem)
                 if tick is not None:
-                    tick(1)
+                    tick(len(batch))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     else:

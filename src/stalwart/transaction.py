@@ -18,6 +18,7 @@ still locked, say) is reported as a warning and finished by the next command.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -168,15 +169,18 @@ class Transaction:
         self._install_keys: set[str] = set()
         self._removes: dict[str, None] = {}
         self._prune: dict[str, None] = {}
-        self._counter = 0
+        self._counter = itertools.count(1)
         self.committed = False
         self._keep = False
 
     def stage_path(self, hint: str = "") -> str:
-        """A fresh path inside the staging area (flat, so staging needs no mkdir per file)."""
-        self._counter += 1
+        """A fresh path inside the staging area (flat, so staging needs no mkdir per file).
+
+        Thread-safe: staging threads ask at once, and ``next`` on a counter is atomic in
+        CPython where ``+= 1`` is not (two files once got one name).
+        """
         suffix = os.path.basename(hint)[-40:]
-        return os.path.join(self.stage_dir, f"{self._counter:06d}-{suffix}")
+        return f"{self.stage_dir}{os.sep}{next(self._counter):06d}-{suffix}"
 
     def install(self, staged: str, dest: str) -> None:
         self._installs[dest] = staged

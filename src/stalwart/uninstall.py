@@ -161,6 +161,8 @@ def plan_removals(
     is itself a file of a leaving distribution (a wheel that shipped a second dist-info
     claiming its own files) cannot make uninstall keep them.
     """
+    if not leaving:
+        return []  # nothing leaves: no other distribution's RECORD needs reading
     keys = PathKeys()
     names = {d.name for d in leaving}
     leaving_files = files_owned_by(leaving, keys)

@@ -10,14 +10,25 @@ Reads the files it is told to; writes nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stalwart.requirements.reqfile import IndexOptions, parse_requirements_files
 from stalwart.requirements.specs import Spec, parse_spec
-from stalwart.resolve.resolver import Root
 
-__all__ = ["Wanted", "gather", "is_lock_file"]
+__all__ = ["Root", "Wanted", "gather", "is_lock_file"]
+
+
+@dataclass(frozen=True)
+class Root:
+    """One thing the user asked for, and where they asked (``the command line``, a file:line).
+
+    *hashes* are the ``--hash`` values given with it, by algorithm (any may match).
+    """
+
+    spec: Spec
+    origin: str = "the command line"
+    hashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

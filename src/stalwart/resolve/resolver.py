@@ -32,11 +32,11 @@ from stalwart.resolve.model import (
     WithExtras,
 )
 from stalwart.resolve.provider import Policy, Provider
+from stalwart.resolve.request import Root
 
 if TYPE_CHECKING:
     from stalwart.index.candidates import RejectionKind
     from stalwart.installed import Installed
-    from stalwart.requirements.specs import Spec
 
 __all__ = ["Root", "Request", "Resolution", "Client", "resolve", "explain", "MetadataSource"]
 
@@ -58,18 +58,6 @@ class Client(PageSource, Protocol):
     def download(
         self, url: str, *, filename: str, hashes: Mapping[str, str], size: int | None = None
     ) -> Downloaded: ...
-
-
-@dataclass(frozen=True)
-class Root:
-    """One thing the user asked for, and where they asked (``the command line``, a file:line).
-
-    *hashes* are the ``--hash`` values given with it, by algorithm (any may match).
-    """
-
-    spec: Spec
-    origin: str = "the command line"
-    hashes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
