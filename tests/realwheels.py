@@ -41,6 +41,8 @@ __all__ = [
     "EXTRA",
     "wheel_path",
     "wheel_paths",
+    "INDEX",
+    "index_wheels",
     "ensure",
     "base_python",
     "fresh_venv",
@@ -113,6 +115,42 @@ EXTRA: dict[str, RealWheel] = {
         RealWheel("backports.weakref", "1.0.post1", "pkgutil namespace, different __init__"),
     ]
 }
+
+
+#: A small package index's worth for install-from-index tests: what ``pip download
+#: "httpx[http2,cli]" attrs`` picked on 2026-12-02, plus older versions of a few so that the
+#: resolvers have choices to make (and an h11 the newest httpcore refuses).
+INDEX: list[RealWheel] = [
+    RealWheel(name, version, "install from an index")
+    for name, version in [
+        ("anyio", "4.16.0"),
+        ("attrs", "26.1.0"),
+        ("attrs", "23.2.0"),
+        ("certifi", "2026.10.19.post1"),
+        ("click", "8.5.1"),
+        ("h11", "0.16.0"),
+        ("h11", "0.14.0"),
+        ("h2", "4.4.1"),
+        ("hpack", "4.2.0"),
+        ("httpcore", "1.0.9"),
+        ("httpx", "0.29.0"),
+        ("httpx", "0.27.2"),
+        ("hyperframe", "6.1.0"),
+        ("idna", "3.20"),
+        ("markdown-it-py", "4.3.0"),
+        ("mdurl", "0.1.2"),
+        ("pygments", "2.21.0"),
+        ("rich", "14.3.4"),
+        ("sniffio", "1.3.1"),
+        ("typing-extensions", "4.16.0"),
+    ]
+]
+
+
+def index_wheels() -> list[Path]:
+    """The :data:`INDEX` wheels, downloaded once (one pip run) into the cache."""
+    found = ensure(INDEX)
+    return [found[w] for w in INDEX]
 
 
 def _lookup(name: str, version: str | None) -> RealWheel:
@@ -254,6 +292,20 @@ def _download(wheels: Sequence[RealWheel]) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _rounds(wheels: Sequence[RealWheel]) -> list[list[RealWheel]]:
+    """Split *wheels* so no pip run names one project twice (pip refuses two pins of it)."""
+    rounds: list[list[RealWheel]] = []
+    for wheel in wheels:
+        name = canonicalize_name(wheel.name)
+        for round_ in rounds:
+            if all(canonicalize_name(w.name) != name for w in round_):
+                round_.append(wheel)
+                break
+        else:
+            rounds.append([wheel])
+    return rounds
+
+
 def ensure(wheels: Iterable[RealWheel]) -> dict[RealWheel, Path]:
     """Paths of *wheels*, downloading (once, under the cache lock) those not cached yet."""
     wanted = list(dict.fromkeys(wheels))
@@ -262,8 +314,8 @@ def ensure(wheels: Iterable[RealWheel]) -> dict[RealWheel, Path]:
         with _cache_lock():
             # Another worker may have fetched them while this one waited for the lock.
             missing = [w for w in wanted if _find(w) is None]
-            if missing:
-                _download(missing)
+            for round_ in _rounds(missing):
+                _download(round_)
         found = {w: _find(w) for w in wanted}
     absent = [w.requirement for w, p in found.items() if p is None]
     if absent:

@@ -320,6 +320,24 @@ def _count(value: str) -> int:
     return number
 
 
+_UNSAFE = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [
+        *range(0x00, 0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),  # bidi embeddings and overrides
+        *range(0x2066, 0x206A),  # bidi isolates
+    ]
+}
+
+
+def _safe(text: str) -> str:
+    """*text* with terminal control characters shown as escapes: a wheel's or index's words
+    (a METADATA Summary, a RECORD path) must not move the cursor or recolour the terminal."""
+    return text.translate(_UNSAFE)
+
+
 class _Output:
     def __init__(self, verbose: int, quiet: bool) -> None:
         self.verbose = 0 if quiet else verbose
@@ -327,14 +345,14 @@ class _Output:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            print(message)
+            print(_safe(message))
 
     def detail(self, message: str) -> None:
         if self.verbose:
-            print(message)
+            print(_safe(message))
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {_safe(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -357,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _configure_fs(args)
             return int(_COMMANDS[args.command](args, out))
     except _Fail as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_safe(str(exc))}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -689,7 +707,7 @@ def _cmd_list(args: argparse.Namespace, out: _Output) -> int:
     dists = sorted(find_installed(env.lib_dirs).values(), key=lambda d: d.name)
     if args.format == "freeze":
         for d in dists:
-            print(f"{d.display_name}=={d.version}")
+            print(_safe(f"{d.display_name}=={d.version}"))
         return EXIT_OK
     if args.format == "json":
         rows = [

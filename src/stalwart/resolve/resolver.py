@@ -221,7 +221,7 @@ def resolve(
     try:
         result = resolver.resolve(requirements, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
-        raise ResolutionError(explain(exc.causes, finder, python_version)) from None
+        raise ResolutionError(explain(exc.causes, finder, python_version, allowed)) from None
     except ResolutionTooDeep:
         raise ResolutionError(
             f"gave up after {MAX_ROUNDS} rounds of backtracking; pin some versions to help"
@@ -267,10 +267,14 @@ def _yank_notes(chosen: Sequence[Base], finder: Finder) -> list[str]:
 
 
 def explain(
-    causes: Iterable[Any], finder: Finder, python_version: tuple[int, int, int]
+    causes: Iterable[Any],
+    finder: Finder,
+    python_version: tuple[int, int, int],
+    allowed_hashes: Mapping[str, frozenset[str]] | None = None,
 ) -> list[str]:
     """Why no set of versions works: each clashing requirement with who asked for it, then
-    what each project offers and why the rest of its files do not fit."""
+    what each project offers and why the rest of its files do not fit (including files whose
+    index hash is not one of the ``--hash`` values, so a stale hash is named as such)."""
     lines: list[str] = []
     names: dict[str, None] = {}
     for info in causes:
@@ -290,7 +294,26 @@ def explain(
             names[str(req.name)] = None
     for name in names:
         lines.extend(_offer(name, finder))
+        allowed = (allowed_hashes or {}).get(name)
+        if allowed is not None:
+            lines.extend(_hash_misses(name, finder, allowed))
     return list(dict.fromkeys(lines))
+
+
+def _hash_misses(name: str, finder: Finder, allowed: frozenset[str]) -> list[str]:
+    """One line per file the index lists with a sha256 outside *allowed*."""
+    wanted = ", ".join(sorted(allowed))
+    lines = []
+    for cand in finder.find(name).candidates:  # type: ignore[arg-type]
+        digest = cand.file.hashes.get("sha256")
+        if digest is not None and digest.lower() not in allowed:
+            lines.append(
+                f"{cand.file.filename}: the index gives sha256 {digest.lower()}, "
+                f"but --hash allows only {wanted}"
+            )
+    if len(lines) > 5:
+        lines[5:] = [f"{name}: {len(lines) - 5} more files have other hashes"]
+    return lines
 
 
 def _offer(name: str, finder: Finder) -> list[str]:
