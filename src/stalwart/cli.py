@@ -323,7 +323,7 @@ def _count(value: str) -> int:
 _UNSAFE = {
     c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
     for c in [
-        *range(0x00, 0x09),
+        *range(0x09),
         *range(0x0B, 0x20),
         *range(0x7F, 0xA0),
         *range(0x202A, 0x202F),  # bidi embeddings and overrides
