@@ -44,9 +44,9 @@ UNKNOWN_HASH: Final = "unknown"
 """``hash_name`` of a lenient row whose hash field is present but unreadable: not checkable."""
 
 MAX_FIELD: Final = 131072
-"""Longest path a RECORD row may carry: the csv module's default field limit, which pip, installer
-and stalwart itself always read within. Longer fields are rejected by this module itself, so the
-result never depends on the process-wide ``csv.field_size_limit()``."""
+"""Longest path a RECORD row may carry: the csv module's default field limit, past which pip and
+installer cannot read a RECORD at all. This module applies it itself, so that its result never
+depends on the process-wide ``csv.field_size_limit()``."""
 
 MAX_PROBLEMS: Final = MAX_SHOWN
 """At most this many problems are returned, the last one counting the rest, so a RECORD of
@@ -71,7 +71,8 @@ _DIGEST_SIZES: Final = {
 }
 # name=digest: the name as hashlib spells algorithms, the digest urlsafe base64 ("nopad" says the
 # spec; two "=" of padding are tolerated). base64's decoders skip characters outside the alphabet.
-_HASH = re.compile(r"([a-z0-9_]{1,32})=([A-Za-z0-9_-]+)={0,2}")
+_HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
+_HASH = re.compile(rf"({_HASH_NAME.pattern})=([A-Za-z0-9_-]+)={{0,2}}")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _PAD = (b"", b"", b"==", b"=")  # by len(body) % 4
 _MAX_HASH_TEXT = 256  # a 64-byte digest is 86 characters; room for unknown algorithms
@@ -135,7 +136,7 @@ def decode_hash(text: str) -> tuple[str, bytes]:
         name, sep, value = text.partition("=")
         if not sep or not name or not value:
             raise ValueError(f"hash {_show(text)} is not of the form name=value")
-        if not _HASH.fullmatch(f"{name}=A"):
+        if not _HASH_NAME.fullmatch(name):
             raise ValueError(f"hash name {_show(name)} is not a hashlib algorithm name")
         raise ValueError(f"hash {_show(text)} is not urlsafe base64")
     name, body = match.group(1, 2)

@@ -64,8 +64,9 @@ class Wheel:
     def read_text(self, member: str) -> str | None:
         """A ``.dist-info`` member as text, or None when absent.
 
-        Raises :class:`InvalidWheelError` when the member is over the metadata size limit or not
-        UTF-8 (``open_wheel`` has already refused a wheel whose ``entry_points.txt`` is).
+        Raises :class:`InvalidWheelError` when the member is over the metadata size limit, not
+        UTF-8, or holds a BOM or a NUL (``open_wheel`` has already refused a wheel whose
+        ``entry_points.txt`` does).
         """
         text, problem = _read_member(self.archive, f"{self.dist_info}/{member}")
         if problem is not None:
@@ -209,7 +210,8 @@ def _validate(
         twice = []
         for entry in entries:
             if entry.path in record:
-                twice.append(f"RECORD lists {_shown(entry.path)} twice")
+                if verify_record:
+                    twice.append(f"RECORD lists {_shown(entry.path)} twice")
                 continue
             record[entry.path] = entry
         if verify_record:
