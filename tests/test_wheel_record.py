@@ -77,12 +77,6 @@ def test_format_record_writes_csv_with_lf_endings() -> None:
     assert format_record([RecordEntry("ünï/cödé.py")]) == "ünï/cödé.py,,\n".encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="format_record uses csv with lineterminator='\\n', which does not quote a field "
-    "holding a lone '\\r'; parse_record then splits the row there, so the RECORD it wrote "
-    "is read back as different rows",
-)
 def test_a_path_with_a_carriage_return_round_trips() -> None:
     rows = [RecordEntry("odd\rname.py", "sha256", sha256(b"x"), 1)]
     assert parse_record(format_record(rows).decode()) == (rows, [])
@@ -150,12 +144,6 @@ def test_lenient_parsing_keeps_the_paths_of_rows_with_bad_hashes_or_sizes() -> N
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_record tests a size with str.isdigit(), which is true for '²' (and other "
-    "Unicode digits int() rejects), so int() raises ValueError out of parse_record, strict or "
-    "lenient, instead of the row being reported (or kept path-only)",
-)
 @pytest.mark.parametrize("lenient", [False, True])
 def test_a_superscript_size_is_a_problem_not_a_crash(lenient: bool) -> None:
     entries_, problems = parse_record("a.py,,\u00b2\n", lenient=lenient)

@@ -160,11 +160,6 @@ def test_a_metadata_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert any(p.startswith(f"{DI}/METADATA is not UTF-8") for p in found), found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_wheel reports a METADATA (or WHEEL, or RECORD) that is not UTF-8 twice: "
-    "'... is not UTF-8' and then '... is missing', though the file is there",
-)
 def test_a_metadata_file_that_is_not_utf8_is_one_problem(tmp_path: Path) -> None:
     files = {**base(), f"{DI}/METADATA": b"Name: d\xe9mo\nVersion: 1.0\n"}
     (problem,) = problems(build(tmp_path, files))

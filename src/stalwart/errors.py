@@ -42,6 +42,8 @@ import errno as _errno
 from collections.abc import Iterable
 
 __all__ = [
+    "MoreProblems",
+    "capped",
     "MAX_SHOWN",
     "MAX_PROBLEM_CHARS",
     "StalwartError",
@@ -89,6 +91,29 @@ def _clip(text: str) -> str:
     return f"{text[:keep]} [... {len(text) - 2 * keep} characters ...] {text[-keep:]}"
 
 
+class MoreProblems(str):
+    """The last entry of a capped problem list: "N more problems are not listed", carrying N
+    so that the headline counts every problem, listed or not."""
+
+    omitted: int
+
+    def __new__(cls, count: int, source: str = "") -> MoreProblems:
+        prefix = f"{source}: " if source else ""
+        made = super().__new__(cls, f"{prefix}{count} more problems are not listed")
+        made.omitted = count
+        return made
+
+
+def capped(problems: list[str], unlisted: int = 0, source: str = "") -> list[str]:
+    """At most :data:`MAX_SHOWN` of *problems*, the last then a :class:`MoreProblems` counting
+    the rest and the *unlisted* ones a parser counted without keeping (a hostile input must
+    not fill memory with messages nobody will read)."""
+    total = len(problems) + unlisted
+    if total <= MAX_SHOWN:
+        return problems
+    return [*problems[: MAX_SHOWN - 1], MoreProblems(total - MAX_SHOWN + 1, source)]
+
+
 def render_problems(subject: str | None, problems: list[str]) -> str:
     """``subject: problem``, or a list of the first :data:`MAX_SHOWN` problems and a count."""
     head = f"{_clip(subject)}: " if subject else ""
@@ -96,10 +121,11 @@ def render_problems(subject: str | None, problems: list[str]) -> str:
         return head.rstrip(": ") or "unknown error"
     if len(problems) == 1:
         return head + _clip(problems[0])
+    total = sum(p.omitted if isinstance(p, MoreProblems) else 1 for p in problems)
     lines = [f"  - {_clip(p)}" for p in problems[:MAX_SHOWN]]
     if len(problems) > MAX_SHOWN:
         lines.append(f"  ... and {len(problems) - MAX_SHOWN} more")
-    return f"{head}{len(problems)} problems:\n" + "\n".join(lines)
+    return f"{head}{total} problems:\n" + "\n".join(lines)
 
 
 def _as_list(problems: str | Iterable[str]) -> list[str]:

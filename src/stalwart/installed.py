@@ -122,8 +122,8 @@ def find_installed(lib_dirs: list[str]) -> dict[str, Installed]:
     for lib_dir in dict.fromkeys(os.path.normpath(d) for d in lib_dirs):
         try:
             names = sorted(os.listdir(lib_dir))
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # a scheme directory not made yet; a PermissionError is the user's to see
         for dirname in names:
             if not dirname.endswith(".dist-info"):
                 continue

@@ -211,7 +211,7 @@ class PathKeys:
             candidate = os.path.join(resolved, part)
             try:
                 is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: an embedded NUL
                 is_link = False  # missing: the rest of the path is only words
             resolved = os.path.realpath(candidate) if is_link else candidate
             self._real[prefix] = resolved
@@ -224,7 +224,7 @@ class PathKeys:
         try:
             st = os.stat(path) if follow else os.lstat(path)
             found: tuple[int, int] | None = (st.st_dev, st.st_ino)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL names nothing
             found = None
         self._ids[cache_key] = found
         return found

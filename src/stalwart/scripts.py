@@ -21,7 +21,7 @@ import shlex
 import zipfile
 from dataclasses import dataclass
 
-from stalwart.errors import InvalidWheelError, TargetEnvironmentError
+from stalwart.errors import InvalidWheelError, TargetEnvironmentError, capped
 
 __all__ = [
     "SCRIPT_MODE",
@@ -101,22 +101,44 @@ class ScriptSpec:
             )
 
 
+class _EntryPointsParser(configparser.ConfigParser):
+    """configparser with case-sensitive names and an option pattern that cannot backtrack.
+
+    configparser's ``(?P<option>.*?)\\s*(?P<vi>=)`` is quadratic on a line holding a long run of
+    blanks and no ``=``: a 40,000-blank line took 9 s. Up to the first ``=`` and then
+    ``rstrip()``-ed by configparser (which it does to every option name) gives the same name.
+    """
+
+    _OPT_TMPL = r"(?P<option>[^=]*)(?P<vi>{delim})\s*(?P<value>.*)$"
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
     """Parse ``entry_points.txt`` into ``{group: {name: value}}``, keeping case and order.
 
     Uses configparser like importlib.metadata and pypa/installer (``=`` is the only delimiter,
-    since names may contain ``:``; no interpolation, since values may contain ``%``).
+    since names may contain ``:``; no interpolation, since values may contain ``%``). Raises
+    :class:`InvalidWheelError` naming each line it cannot read, and nothing else.
     """
-    parser = configparser.ConfigParser(
+    parser = _EntryPointsParser(
         delimiters=("=",),
         interpolation=None,
         default_section=_NO_DEFAULT_SECTION,
     )
-    parser.optionxform = str  # type: ignore[assignment, method-assign]
     try:
         parser.read_string(text, source=ENTRY_POINTS)
+    except configparser.MissingSectionHeaderError as exc:
+        found = _clip(repr(exc.line))
+        problem = f"line {exc.lineno}: expected a [section] header first, found {found}"
+        raise InvalidWheelError(ENTRY_POINTS, problem) from None
+    except configparser.ParsingError as exc:
+        # Its message quotes every bad line in full; name each one (as repr), shortened, instead.
+        lines = [f"line {n}: not 'name = value': {_clip(line)}" for n, line in exc.errors]
+        raise InvalidWheelError(ENTRY_POINTS, capped(lines)) from None
     except configparser.Error as exc:
-        raise InvalidWheelError(ENTRY_POINTS, [f"cannot be parsed: {exc}"]) from exc
+        raise InvalidWheelError(ENTRY_POINTS, f"cannot be parsed: {_clip(str(exc), 300)}") from None
     return {section: dict(parser.items(section)) for section in parser.sections()}
 
 
@@ -151,7 +173,7 @@ def script_specs(entry_points_text: str) -> list[ScriptSpec]:
             elif module is not None:
                 specs.append(ScriptSpec(name, module, attr, gui))
     if problems:
-        raise InvalidWheelError(ENTRY_POINTS, problems)
+        raise InvalidWheelError(ENTRY_POINTS, capped(problems))
     return specs
 
 
@@ -236,6 +258,11 @@ def script_files(
     if arch is None:
         raise TargetEnvironmentError("an architecture is needed to build Windows launchers")
     return [(f"{spec.name}.exe", windows_launcher(spec, python, arch), SCRIPT_MODE)]
+
+
+def _clip(text: str, keep: int = 80) -> str:
+    """A hostile line or message, shortened for a problem."""
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
 
 
 def _name_problems(name: str) -> list[str]:

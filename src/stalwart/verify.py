@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from stalwart.installed import Installed, file_owners, find_installed, record_path_to_abs, require
 from stalwart.paths import PathKey, PathKeys, is_within, open_regular
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
+from stalwart.wheel.record import UNKNOWN_HASH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Container, Sequence
@@ -61,9 +62,12 @@ def verify_distribution(
         if not os.path.lexists(path):
             report.missing.append(path)
             continue
-        if entry.hash_name is None or entry.digest is None:
-            continue
+        if entry.hash_name is None:
+            continue  # RECORD itself, INSTALLER written by another tool...: no hash to check
         dirs.add(os.path.dirname(path))
+        if entry.hash_name == UNKNOWN_HASH or entry.digest is None:
+            report.unchecked.append(f"{path} (RECORD's hash field is unreadable)")
+            continue
         if entry.hash_name not in CHECKABLE_HASHES:
             report.unchecked.append(f"{path} (RECORD uses the hash {entry.hash_name!r})")
             continue

@@ -34,7 +34,7 @@ from stalwart import fs
 from stalwart.cache import CacheLayout
 from stalwart.errors import InvalidWheelError
 from stalwart.paths import read_regular, walk
-from stalwart.wheel.archive import Entry
+from stalwart.wheel.archive import DEFAULT_LIMITS, Entry
 from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CachedFile", "CacheEntry", "CachedArchive", "WheelCache", "FORMAT"]
 
-FORMAT = 1
+FORMAT = 2
 MARKER = "entry.json"
 FILES = "files"
 _WORKERS = min(8, (os.cpu_count() or 2) * 2)
@@ -114,6 +114,7 @@ class CachedArchive:
 
     def __init__(self, entry: CacheEntry) -> None:
         self.entry = entry
+        self.limits = DEFAULT_LIMITS
         modes = entry.info["modes"]
         self.entries: tuple[Entry, ...] = tuple(
             Entry(m, f.size, f.size, 0, modes.get(m), False) for m, f in entry.files.items()
@@ -160,7 +161,7 @@ class WheelCache:
                 row[0]: CachedFile(row[0], row[1], bytes.fromhex(row[2]), row[3], row[4])
                 for row in data["files"]
             }
-            return CacheEntry(root, sha256, data["info"], files)
+            return CacheEntry(root, sha256, _checked_info(data["info"]), files)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None
 
@@ -360,9 +361,46 @@ def _info(wheel: Wheel) -> dict[str, Any]:
         "dist_info": wheel.dist_info,
         "data_dir": wheel.data_dir,
         "root_is_purelib": wheel.root_is_purelib,
+        "wheel_version": list(wheel.wheel_version),
         "notes": list(wheel.notes),
         "modes": {e.name: e.mode for e in wheel.archive.entries if not e.is_dir},
     }
+
+
+_INFO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "filename": str,
+    "name": str,
+    "display_name": str,
+    "version": str,
+    "dist_info": str,
+    "data_dir": str,
+    "root_is_purelib": bool,
+    "wheel_version": list,
+    "notes": list,
+    "modes": dict,
+}
+
+
+def _checked_info(info: object) -> dict[str, Any]:
+    """*info* if it has every key :func:`open_cached` reads, with the right types; a marker
+    damaged or left by another version raises ``TypeError``, and the entry counts as absent."""
+    if not isinstance(info, dict):
+        raise TypeError("info is not an object")
+    for key, kind in _INFO_TYPES.items():
+        if not isinstance(info[key], kind):
+            raise TypeError(f"info[{key!r}] is not a {kind}")
+    major, minor = info["wheel_version"]
+    if not (isinstance(major, int) and isinstance(minor, int)):
+        raise TypeError("info['wheel_version'] is not two integers")
+    if not all(isinstance(n, str) for n in info["notes"]):
+        raise TypeError("info['notes'] holds a non-string")
+    from packaging.version import Version
+
+    from stalwart.index.candidates import parse_wheel_name
+
+    Version(info["version"])  # ValueError when damaged, as the rest of the marker's checks
+    parse_wheel_name(info["filename"])
+    return info
 
 
 def cached_record(entry: CacheEntry) -> dict[str, RecordEntry]:
@@ -391,9 +429,9 @@ def open_cached(entry: CacheEntry, path: str) -> Wheel:
         dist_info=info["dist_info"],
         data_dir=info["data_dir"],
         root_is_purelib=bool(info["root_is_purelib"]),
-        wheel_version=(1, 0),
+        wheel_version=tuple(info["wheel_version"]),
         record=cached_record(entry),
-        archive=CachedArchive(entry),  # type: ignore[arg-type]
+        archive=CachedArchive(entry),
         notes=tuple(info["notes"]),
     )
 

@@ -25,11 +25,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, NamedTuple, Self
+from typing import Final, NamedTuple, Protocol, Self
 
-from stalwart.errors import UnsafeArchiveError
+from stalwart.errors import MAX_SHOWN, UnsafeArchiveError, capped
 
-__all__ = ["Limits", "Entry", "WheelArchive", "DEFAULT_LIMITS", "CHUNK_SIZE"]
+__all__ = ["Limits", "Entry", "ArchiveReader", "WheelArchive", "DEFAULT_LIMITS", "CHUNK_SIZE"]
 
 CHUNK_SIZE: Final = 1 << 20
 """Bytes read (and at most produced by inflating) per step while streaming an entry."""
@@ -94,6 +94,9 @@ class Limits:
     # wheels reach 1016:1 (onnx test data). The total-size cap is the main guard against bombs.
     max_ratio: float = 1024.0
     max_entries: int = 100_000
+    # METADATA, WHEEL, RECORD and entry_points.txt are read whole into memory and parsed. A
+    # RECORD of 100,000 entries is ~15 MB; a bigger one is a way to make validation slow.
+    max_metadata_size: int = 64 * 1024**2
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -235,11 +238,23 @@ class _Scan:
         self.file_size = file_size
         self.limits = limits
         self.problems: list[str] = []
+        self.unlisted = 0  # problems past MAX_SHOWN, counted but not kept
         self.entries: list[Entry] = []
         self.slots: dict[str, _Slot] = {}
         self.spans: list[tuple[int, int, str]] = []
         self.cd_offset = 0
         self.part_cache: dict[str, list[str]] = {}
+
+    def _say(self, problem: str) -> None:
+        """Keep the first problems; count the rest, so a hostile archive cannot fill memory."""
+        if len(self.problems) < MAX_SHOWN:
+            self.problems.append(problem)
+        else:
+            self.unlisted += 1
+
+    def report(self) -> list[str]:
+        """The problems found, the last one counting those not kept (errors show no more)."""
+        return capped(self.problems, self.unlisted)
 
     def run(self) -> None:
         try:
@@ -247,13 +262,13 @@ class _Scan:
             self.cd_offset = cd_offset
             records = self._central_directory(count, cd_offset, cd_size, cd_end)
         except _Fatal as exc:
-            self.problems.append(str(exc))
+            self._say(str(exc))
             return
         total = sum(self._entry(record) for record in records)
         self._collisions()
         self._layout()
         if total > self.limits.max_total_size:
-            self.problems.append(
+            self._say(
                 f"entries add up to {total} bytes uncompressed, over the total size limit "
                 f"of {self.limits.max_total_size}"
             )
@@ -282,7 +297,7 @@ class _Scan:
             pos = tail.rfind(_EOCD_SIG, 0, pos)
         if loose is not None:
             pos, end = loose
-            self.problems.append(
+            self._say(
                 f"{len(tail) - end} bytes of trailing data after the end of central "
                 "directory record"
             )
@@ -292,9 +307,7 @@ class _Scan:
             )
         record = _EOCD.unpack_from(tail, pos)
         if _EOCD_SIG in tail[pos + _EOCD.size : pos + _EOCD.size + record[7]]:
-            self.problems.append(
-                "archive comment contains an end of central directory signature (ambiguous)"
-            )
+            self._say("archive comment contains an end of central directory signature (ambiguous)")
         return tail_start + pos, record
 
     def _end_records(self) -> tuple[int, int, int, int]:
@@ -307,7 +320,7 @@ class _Scan:
         if disk or cd_disk:
             raise _Fatal("multi-disk (spanned) archives are not supported")
         if count_disk != count:
-            self.problems.append(
+            self._say(
                 f"end of central directory record disagrees with itself on the entry count "
                 f"({count_disk} vs {count})"
             )
@@ -325,11 +338,9 @@ class _Scan:
         if disk or cd_disk:
             raise _Fatal("multi-disk (spanned) archives are not supported")
         if rest < _Z64_EOCD.size - 12 or z_offset + 12 + rest != loc_pos:
-            self.problems.append(
-                "zip64 end of central directory record does not end where its locator begins"
-            )
+            self._say("zip64 end of central directory record does not end where its locator begins")
         if count_disk != count:
-            self.problems.append(
+            self._say(
                 f"zip64 end of central directory record disagrees with itself on the entry "
                 f"count ({count_disk} vs {count})"
             )
@@ -340,7 +351,7 @@ class _Scan:
             ("central directory offset", eocd[6], _MAX32, cd_offset),
         ):
             if legacy not in (sentinel, value):
-                self.problems.append(
+                self._say(
                     f"zip64 and legacy end of central directory records disagree on the "
                     f"{what} ({value} vs {legacy})"
                 )
@@ -360,7 +371,7 @@ class _Scan:
                 "central directory overruns the end records (truncated or corrupt archive)"
             )
         if cd_offset + cd_size < cd_end:
-            self.problems.append(
+            self._say(
                 f"{cd_end - cd_offset - cd_size} bytes between the central directory and the "
                 "end records belong to no entry"
             )
@@ -399,7 +410,7 @@ class _Scan:
             )
             pos = end
         if pos != cd_size:
-            self.problems.append(
+            self._say(
                 f"{cd_size - pos} bytes at the end of the central directory belong to no entry"
             )
         return records
@@ -411,16 +422,12 @@ class _Scan:
                 name = record.name.decode("utf-8")
             except UnicodeDecodeError:
                 name = record.name.decode("utf-8", "replace")
-                self.problems.append(
-                    f"entry {name!r}: name {record.name!r} is flagged UTF-8 but is not"
-                )
+                self._say(f"entry {name!r}: name {record.name!r} is flagged UTF-8 but is not")
         else:
             name = record.name.decode("cp437")
         unicode_path = blocks.get(_EXTRA_UNICODE_PATH)
         if unicode_path is not None and unicode_path[5:] != name.encode("utf-8", "replace"):
-            self.problems.append(
-                f"entry {name!r}: Unicode Path extra field gives it a different name"
-            )
+            self._say(f"entry {name!r}: Unicode Path extra field gives it a different name")
         return name
 
     def _zip64_values(
@@ -448,7 +455,7 @@ class _Scan:
             if values[i] != sentinel:
                 continue
             if pos + unpacker.size > len(data):
-                self.problems.append(
+                self._say(
                     f"entry {label}: zip64 extra field is missing or too short for its {what}"
                 )
                 return None
@@ -462,11 +469,11 @@ class _Scan:
         unix = record.external_attr >> 16
         kind = stat.S_IFMT(unix)
         if kind == stat.S_IFLNK:
-            self.problems.append(f"entry {label}: is a symbolic link")
+            self._say(f"entry {label}: is a symbolic link")
         elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-            self.problems.append(f"entry {label}: is a special file (type {kind:#o})")
+            self._say(f"entry {label}: is a special file (type {kind:#o})")
         elif (kind == stat.S_IFDIR and not is_dir) or (kind == stat.S_IFREG and is_dir):
-            self.problems.append(f"entry {label}: file type in its attributes contradicts its name")
+            self._say(f"entry {label}: file type in its attributes contradicts its name")
         return stat.S_IMODE(unix) if unix else None
 
     def _entry(self, raw: _Central) -> int:
@@ -475,11 +482,11 @@ class _Scan:
         name = self._decode_name(raw, blocks or {})
         label = repr(name)
         if blocks is None:
-            self.problems.append(f"entry {label}: malformed extra field in central directory")
+            self._say(f"entry {label}: malformed extra field in central directory")
             blocks = {}
         is_dir = name.endswith("/")
         for problem in _name_problems(name, is_dir, self.part_cache):
-            self.problems.append(f"entry {label}: {problem}")
+            self._say(f"entry {label}: {problem}")
         mode = self._attributes(raw, label, is_dir)
         record = self._zip64_values(raw, blocks, label)
         if record is None:  # sizes unknown: checking them would only add noise
@@ -495,7 +502,7 @@ class _Scan:
 
     def _content_rules(self, record: _Central, label: str, is_dir: bool) -> None:
         """Encryption, compression method, disk and size limits, from the directory alone."""
-        say = self.problems.append
+        say = self._say
         if record.flags & _FLAGS_ENCRYPTION:
             say(f"entry {label}: is encrypted")
         if record.method not in (_STORED, _DEFLATED):
@@ -526,7 +533,7 @@ class _Scan:
 
     def _local_header(self, record: _Central, label: str) -> int | None:
         """Check the local header against the directory; return where the data starts."""
-        say = self.problems.append
+        say = self._say
         offset = record.offset
         # One read usually covers header, name and extra field (extras are short in practice).
         want = min(_LFH.size + len(record.name) + 64, self.cd_offset - offset)
@@ -602,7 +609,7 @@ class _Scan:
         ):
             if here != there:
                 shown = (f"{here:#010x}", f"{there:#010x}") if what == "CRC-32" else (here, there)
-                self.problems.append(
+                self._say(
                     f"entry {label}: local header says {what} {shown[0]}, central directory "
                     f"says {shown[1]}"
                 )
@@ -625,17 +632,17 @@ class _Scan:
                     continue
                 if struct.unpack_from(fmt, raw, start) == want:
                     return data_end + size
-        self.problems.append(f"entry {label}: data descriptor contradicts the central directory")
+        self._say(f"entry {label}: data descriptor contradicts the central directory")
         return data_end
 
     # -- whole-archive rules ---------------------------------------------------------------
 
     def _collisions(self) -> None:
         """Exact duplicates, case/normalisation twins, and files that other paths go through."""
-        say = self.problems.append
+        say = self._say
         exact: set[str] = set()
         keys: dict[str, Entry] = {}
-        files: dict[str, Entry] = {}
+        files: list[Entry] = []
         for entry in self.entries:
             if entry.name in exact:
                 say(f"entry {entry.name!r}: duplicate entry name")
@@ -646,21 +653,40 @@ class _Scan:
             if other is None:
                 keys[key] = entry
                 if not entry.is_dir:
-                    files[key] = entry
+                    files.append(entry)
             elif other.is_dir != entry.is_dir:
                 say(f"entry {entry.name!r}: file and directory collide with {other.name!r}")
             else:
                 say(f"entry {entry.name!r}: collides case-insensitively with {other.name!r}")
         if not files:
             return
+        # Every folded directory prefix gets a number, from its parent's number and its last
+        # component: linear in the length of the names. Joining the prefixes as strings, as this
+        # did before, was quadratic in the depth ('a/' * 30000: 0.4 s per entry).
         folded: dict[str, str] = {}  # directory names repeat a lot; fold each once
+
+        def fold(part: str) -> str:
+            key = folded.get(part)
+            if key is None:
+                key = folded[part] = _fold(part)
+            return key
+
+        prefixes: dict[tuple[int, str], int] = {}
+        owners: dict[int, Entry] = {}
+        for file in files:
+            node = 0
+            for part in file.name.split("/"):
+                node = prefixes.setdefault((node, fold(part)), len(prefixes) + 1)
+            owners[node] = file
         for entry in self.entries:
-            parts = (entry.name[:-1] if entry.is_dir else entry.name).split("/")[:-1]
-            prefix = ""
-            for part in parts:
-                key = folded.get(part) or folded.setdefault(part, _fold(part))
-                prefix = f"{prefix}/{key}" if prefix else key
-                blocker = files.get(prefix)
+            parts = (entry.name[:-1] if entry.is_dir else entry.name).split("/")
+            node = 0
+            for part in parts[:-1]:
+                found = prefixes.get((node, fold(part)))
+                if found is None:
+                    break  # no file lies below this prefix
+                node = found
+                blocker = owners.get(node)
                 if blocker is not None:
                     say(
                         f"entry {entry.name!r}: needs {blocker.name!r} to be a directory, "
@@ -673,18 +699,39 @@ class _Scan:
         cursor, previous = 0, ""
         for start, end, label in sorted(self.spans):
             if start < cursor:
-                self.problems.append(f"entry {label}: overlaps entry {previous}")
+                self._say(f"entry {label}: overlaps entry {previous}")
             elif start > cursor:
-                self.problems.append(
+                self._say(
                     f"{start - cursor} bytes at offset {cursor} belong to no entry "
                     f"(before entry {label})"
                 )
             if end > cursor:
                 cursor, previous = end, label
         if cursor < self.cd_offset and (self.spans or not self.entries):
-            self.problems.append(
+            self._say(
                 f"{self.cd_offset - cursor} bytes before the central directory belong to no entry"
             )
+
+
+class ArchiveReader(Protocol):
+    """What planning and staging read from a wheel: a :class:`WheelArchive`, or the same
+    members served from the unpacked cache (``stalwart.wheelcache``)."""
+
+    @property
+    def entries(self) -> tuple[Entry, ...]: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def get(self, name: str) -> Entry | None: ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def copy_to(
+        self, entry: Entry, write: Callable[[bytes], object], hash_name: str = "sha256"
+    ) -> tuple[bytes, int]: ...
+
+    def close(self) -> None: ...
 
 
 class WheelArchive:
@@ -704,7 +751,7 @@ class WheelArchive:
             scan = _Scan(self._read_at, os.fstat(self._file.fileno()).st_size, limits)
             scan.run()
             if scan.problems:
-                raise UnsafeArchiveError(self.path, scan.problems)
+                raise UnsafeArchiveError(self.path, scan.report())
         except BaseException:
             self._file.close()
             raise
