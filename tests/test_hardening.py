@@ -24,7 +24,14 @@ from stalwart.fs.faults import FaultInjector
 from stalwart.install import InstallOptions, install
 from treesnap import snapshot
 from venvs import PY, Venv, cli_environ, copy_venv, without_banner
-from wheelfactory import build_wheel, make_wheel, record_bytes, record_hash, wheel_files
+from wheelfactory import (
+    build_wheel,
+    make_wheel,
+    record_bytes,
+    record_hash,
+    wheel_files,
+    with_record,
+)
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="POSIX venv layout with its lib64 symlink"
@@ -365,3 +372,34 @@ def test_pip_gets_the_target_pythons_versioned_scripts(
     major, minor = sys.version_info[:2]
     names = {p.name for p in venv.bin.iterdir() if p.name.startswith("pip")}
     assert names == {"pip", f"pip{major}", f"pip{major}.{minor}"}
+
+
+def test_terminal_escapes_in_a_wheel_are_shown_not_obeyed(
+    venv: Venv, run: Run, tmp_path: Path
+) -> None:
+    """A METADATA Summary and an installed RECORD path are the wheel author's words: printed
+    raw, they could clear the screen or rewrite what the user reads."""
+    files = wheel_files("loud", "1.0", {"loud.py": b""})
+    meta = files["loud-1.0.dist-info/METADATA"].decode()
+    files["loud-1.0.dist-info/METADATA"] = meta.replace(
+        "Summary: loud for tests", "Summary: hi\x1b[2J\u202egnp.exe"
+    ).encode()
+    del files["loud-1.0.dist-info/RECORD"]
+    files = with_record(files, "loud-1.0.dist-info")
+    ok(
+        run(
+            "install",
+            "--python",
+            venv.python,
+            make_wheel(tmp_path / "loud-1.0-py3-none-any.whl", files),
+        )
+    )
+    shown = ok(run("show", "--python", venv.python, "loud")).stdout
+    assert "Summary: hi\\x1b[2J\\u202egnp.exe" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown
+    record = venv.site / "loud-1.0.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "gone\x1b]0;owned\x07.py,,\n")
+    proc = run("verify", "--python", venv.python)
+    assert proc.returncode == 5  # differences found
+    assert "gone\\x1b]0;owned\\x07.py" in proc.stdout + proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr
