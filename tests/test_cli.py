@@ -239,6 +239,10 @@ def test_usage_error_subprocess(run: Run, wheels: Wheels) -> None:
     assert_error(proc, 2, "error: argument --lock-timeout: 'abc' is not a number of seconds")
     assert proc.stderr.startswith("usage: stalwart install")
     assert proc.stdout == ""
+    # An unknown option, too, is shown with the usage of the command it was given to.
+    proc = run("install", "--no-such-flag", wheels.demo)
+    assert_error(proc, 2, "error: unrecognized arguments: --no-such-flag")
+    assert proc.stderr.startswith("usage: stalwart install"), proc.stderr
 
 
 def test_bad_lock_timeout_env(run: Run, venv: Venv, wheels: Wheels) -> None:

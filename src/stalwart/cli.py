@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stalwart {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.set_defaults(subparsers=sub.choices)  # for _parse's errors
 
     def command(
         name: str, text: str, parents: list[argparse.ArgumentParser]
@@ -308,6 +309,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse *argv*; an unknown option is reported with the usage of its subcommand (argparse
+    reports it with the top-level usage, which does not list the option the user wanted)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        if args.command is not None:
+            args.subparsers[args.command].error(message)
+        parser.error(message)
+    return args
+
+
 def _count(value: str) -> int:
     import argparse
 
@@ -362,10 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     out = _Output(0, False)
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = _parse(parser, argv)
         out = _Output(getattr(args, "verbose", 0), getattr(args, "quiet", False))
         if args.command is None:
-            _parser().print_help()
+            parser.print_help()
             return EXIT_USAGE
         if out.verbose >= 2:
             import logging
