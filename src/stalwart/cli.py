@@ -573,14 +573,16 @@ def _progress(out: _Output) -> Iterator[object]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[counts]}"),
         console=Console(stderr=True),  # the TTY checked above; stdout stays clean
         transient=True,
     ) as bar:
-        task = bar.add_task("staging", total=None)
+        task = bar.add_task("starting", total=None, counts="")
 
         def update(phase: str, done: int, total: int) -> None:
-            bar.update(task, description=phase, completed=done, total=total)
+            # total 0: not known yet (resolving), so the bar pulses and shows no count.
+            counts = f"{done}/{total}" if total else ""
+            bar.update(task, description=phase, completed=done, total=total or None, counts=counts)
 
         yield update
 

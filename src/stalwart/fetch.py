@@ -29,7 +29,7 @@ def fetch(
     *,
     user_hashes: Mapping[str, Mapping[str, tuple[str, ...]]],
     require_hashes: bool,
-    tick: Callable[[int], None] | None = None,
+    tick: Callable[[int, int], None] | None = None,
 ) -> list[WheelSource]:
     """Local wheel files for every chosen candidate, in the resolution's order.
 
@@ -47,10 +47,11 @@ def fetch(
     if pending:
         pool = ThreadPoolExecutor(min(_WORKERS, len(pending)))
         try:
-            for cand, result in zip(pending, pool.map(metadata.download, pending), strict=True):
+            results = pool.map(metadata.download, pending)
+            for done, (cand, result) in enumerate(zip(pending, results, strict=True), 1):
                 got[cand] = result
                 if tick is not None:
-                    tick(1)
+                    tick(done, len(pending))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     sources = []

@@ -212,7 +212,8 @@ def _cached(
     if entry is None:
         with ExitStack() as scope:
             wheel = _open(source, options, scope)
-            tick = None if progress is None else partial(progress, "unpacking")
+            what = f"unpacking {wheel.display_name}"  # a validated name: safe to print
+            tick = None if progress is None else partial(progress, what)
             entry = cache.fill(wheel, sha256, verify_record=options.verify_record, tick=tick)
     return entry
 
@@ -302,7 +303,7 @@ def _install_opened(
         t2 = clock()
         uninstall.schedule(removals, txn)
         if progress is not None:
-            progress("committing", 0, 1)
+            progress("committing", 0, 0)  # one step, no count to show
         txn.commit()
     except BaseException:
         txn.abort()

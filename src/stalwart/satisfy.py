@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from stalwart import safety
@@ -73,6 +74,8 @@ def satisfy(
             installed = find_installed(env.lib_dirs)
             metadata = MetadataSource(client if client.usable else None)
             t0 = time.perf_counter()
+            if progress is not None:
+                progress("resolving", 0, 0)  # 0 of 0: a count nobody knows yet
             if wanted.lock_files:
                 resolution, user_hashes = _from_locks(wanted, env, installed, options)
             else:
@@ -109,6 +112,7 @@ def satisfy(
                     metadata,
                     user_hashes=user_hashes,
                     require_hashes=wanted.require_hashes or bool(wanted.lock_files),
+                    tick=None if progress is None else partial(progress, "downloading"),
                 )
                 result.downloaded = sum(
                     1 for c in resolution.chosen if not isinstance(c, LocalFile | AlreadyInstalled)
