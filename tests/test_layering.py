@@ -95,7 +95,16 @@ def _read_only(call: ast.Call) -> bool:
 LAYERS: list[set[str]] = [
     {"errors", "paths", "cache", "_query_interpreter", "_compile_pyc"},
     {"fs", "wheel", "scripts", "index"},
-    {"interpreter", "journalkey", "envlock", "installed", "requirements", "net", "wheelcache"},
+    {
+        "interpreter",
+        "journalkey",
+        "envlock",
+        "installed",
+        "requirements",
+        "net",
+        "wheelcache",
+        "filedigests",
+    },
     {"environment", "transaction", "bytecode"},
     {"plan", "session", "results"},
     {"staging", "verify", "resolve"},

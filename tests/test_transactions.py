@@ -17,6 +17,7 @@ uninterrupted run makes. The rest checks the same promise in-process, where a cr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -33,9 +34,11 @@ import stalwart.fs as fs
 import venvs
 import wheelfactory
 from faultshim.harness import KILLED, Rule, mutation_points, read_log, run_under_shim
+from stalwart.cache import CacheLayout
 from stalwart.environment import Environment, query_environment
 from stalwart.envlock import EnvironmentLock
 from stalwart.errors import LockTimeoutError, TargetEnvironmentError
+from stalwart.filedigests import FileDigests
 from stalwart.fs import Op
 from stalwart.fs.faults import FaultInjector, Mutation, SimulatedCrash
 from stalwart.install import InstallOptions, install
@@ -612,10 +615,13 @@ def test_an_upgrade_running_out_of_space_while_staging_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    "op, pattern, code",
+    "op, pattern, code, cache",
     [
-        pytest.param(Op.WRITE, "*", errno.ENOSPC, id="ENOSPC-while-staging"),
-        pytest.param(Op.REPLACE, LAST_RECORD, errno.EIO, id="EIO-at-the-last-rename"),
+        # Into the cache of unpacked wheels (the new version is not in it yet)...
+        pytest.param(Op.WRITE, "*", errno.ENOSPC, True, id="ENOSPC-while-unpacking"),
+        # ... or, without the cache, straight into the transaction's stage.
+        pytest.param(Op.WRITE, "*", errno.ENOSPC, False, id="ENOSPC-while-staging"),
+        pytest.param(Op.REPLACE, LAST_RECORD, errno.EIO, True, id="EIO-at-the-last-rename"),
     ],
 )
 def test_a_failed_upgrade_in_process_keeps_the_old_version_byte_for_byte(
@@ -625,13 +631,16 @@ def test_a_failed_upgrade_in_process_keeps_the_old_version_byte_for_byte(
     op: Op,
     pattern: str,
     code: int,
+    cache: bool,
 ) -> None:
     install(crash_wheels[1], ivenv.env, NO_COMPILE)
     before = snapshot(ivenv.root)
     old_records = records(ivenv.site)
+    for wheel in crash_wheels[2]:  # the wheel digests are remembered (a full disk skips that)
+        FileDigests(CacheLayout()).sha256(str(wheel))
     fault = injector.fail(op, pattern, errno=code)
     with pytest.raises(OSError) as caught:
-        install(crash_wheels[2], ivenv.env, NO_COMPILE)
+        install(crash_wheels[2], ivenv.env, dataclasses.replace(NO_COMPILE, cache=cache))
     assert caught.value.errno == code
     assert fault.hits == 1  # permanent errors are not retried
     assert records(ivenv.site) == old_records

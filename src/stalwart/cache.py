@@ -65,6 +65,8 @@ class CacheLayout:
     - ``wheels/<sha256>/<filename>``   wheel files, content-addressed by their sha256 (downloads
                                         and, later, local wheels: one store for both)
     - ``metadata/<sha256>.metadata``   PEP 658 metadata files, by their own sha256
+    - ``unpacked/<sha256>/``           unpacked, validated wheels and their bytecode
+    - ``digests/<key>.json``           sha256 of local wheel files, by file identity
     """
 
     def __init__(self, root: str | None = None) -> None:
@@ -82,6 +84,9 @@ class CacheLayout:
     def wheel(self, sha256: str, filename: str) -> str:
         """The cached wheel file with this sha256 (hex) and name."""
         return os.path.join(self.root, "wheels", sha256, filename)
+
+    def digests(self) -> str:
+        return os.path.join(self.root, "digests")
 
     def metadata(self, sha256: str) -> str:
         return os.path.join(self.root, "metadata", f"{sha256}.metadata")

@@ -152,10 +152,13 @@ def _open_all(
     installed once. With the cache, a wheel is unpacked and verified once, and served from
     its cache entry ever after.
     """
+    from stalwart.filedigests import FileDigests
     from stalwart.index.candidates import parse_wheel_name
     from stalwart.wheelcache import WheelCache, open_cached
 
-    cache = WheelCache(CacheLayout(options.cache_dir)) if options.cache else None
+    layout = CacheLayout(options.cache_dir)
+    cache = WheelCache(layout) if options.cache else None
+    digests = FileDigests(layout)
     opened: list[_Opened] = []
     seen: dict[str, str] = {}
     files: set[tuple[int, int]] = set()
@@ -178,7 +181,7 @@ def _open_all(
             wheel = _open(source, options, stack)
         else:
             if source.sha256 is None:  # the cache key; also what direct_url.json records
-                source = replace(source, sha256=hash_file(source.path)[0].hex())
+                source = replace(source, sha256=digests.sha256(source.path))
             entry = _cached(cache, source, options, progress)
             wheel = open_cached(entry, source.path)
         check_compatible(wheel, env.tags)

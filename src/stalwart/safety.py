@@ -124,7 +124,7 @@ def check_conflicts(
                 f"{item.dest} is shipped by both {first[0].plan.wheel.filename} and "
                 f"{wheel.plan.wheel.filename}, with different content"
             )
-    existing = [f for wheel in staged for f in wheel.files if os.path.lexists(f.dest)]
+    existing = _existing([f for wheel in staged for f in wheel.files])
     for item in existing:
         if os.path.isdir(item.dest) and not os.path.islink(item.dest):
             kept = _first_kept_entry(item.dest, removing, keys)
@@ -149,6 +149,22 @@ def check_conflicts(
             subject="installing would overwrite files of other distributions (pass "
             "--allow-overwrite to do it anyway)",
         )
+
+
+def _existing(files: list[StagedFile]) -> list[StagedFile]:
+    """The files whose destination exists already. A file in a directory that does not exist
+    does not exist either: one ``lstat`` per directory, not per file, when a new package's
+    thousands of files land in a new tree."""
+    present: dict[str, bool] = {}
+    found = []
+    for item in files:
+        parent = os.path.dirname(item.dest)
+        there = present.get(parent)
+        if there is None:
+            there = present[parent] = os.path.isdir(parent)
+        if there and os.path.lexists(item.dest):
+            found.append(item)
+    return found
 
 
 def _same_record(entry: RecordEntry, item: StagedFile) -> bool:
