@@ -104,3 +104,18 @@ def test_an_unwritable_cache_only_costs_the_hashing(tmp_path: Path) -> None:
     wheel.write_bytes(b"one")
     assert digests.sha256(str(wheel)) == _sha(b"one")
     assert digests.sha256(str(wheel)) == _sha(b"one")
+
+
+def test_prune_drops_memos_of_changed_or_vanished_files(
+    digests: FileDigests, tmp_path: Path
+) -> None:
+    kept, changed, gone = (tmp_path / f"{n}.whl" for n in ("kept", "changed", "gone"))
+    for path in (kept, changed, gone):
+        path.write_bytes(path.name.encode())
+        digests.sha256(str(path))
+    changed.write_bytes(b"new content")
+    gone.unlink()
+    (Path(digests.root) / "stray.json").write_bytes(b"{}")
+    assert digests.prune() == 3
+    (left,) = _memos(digests)
+    assert json.loads(left.read_text())["path"] == str(kept.resolve())

@@ -885,9 +885,13 @@ def _cmd_cache(args: argparse.Namespace, out: _Output) -> int:
         out.info(f"Removed {root} ({_size(removed)})")
         return EXIT_OK
     if args.action == "prune":
+        from stalwart.filedigests import FileDigests
+
         dropped = cache.prune()
+        stale = FileDigests(CacheLayout(root)).prune()
         out.info(
             f"Pruned {len(dropped)} damaged or unfinished entr{'y' if len(dropped) == 1 else 'ies'}"
+            f" and {stale} stale wheel digest{'' if stale == 1 else 's'}"
         )
         for path in dropped:
             out.detail(f"  {path}")

@@ -48,6 +48,30 @@ class FileDigests:
             self._remember(memo, real, before, digest)
         return digest
 
+    def prune(self) -> int:
+        """Drop memos whose file is gone or changed (they would never match again)."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return 0
+        dropped = 0
+        for name in names:
+            memo = os.path.join(self.root, name)
+            try:
+                data = json.loads(read_regular(memo, _MAX_MEMO))
+                path = data["path"]
+                keep = (
+                    isinstance(path, str)
+                    and name == _memo_name(path)
+                    and self._recall(memo, path, _identity(path)) is not None
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                keep = False
+            if not keep:
+                fs.unlink(memo, missing_ok=True)
+                dropped += 1
+        return dropped
+
     def _recall(self, memo: str, real: str, identity: list[int] | None) -> str | None:
         if identity is None:
             return None
@@ -74,6 +98,10 @@ class FileDigests:
             fs.write_atomic(memo, json.dumps(data).encode(), durable=False)
         except OSError:
             pass  # a read-only or full cache: the digest is simply computed again next time
+
+
+def _memo_name(real: str) -> str:
+    return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest() + ".json"
 
 
 def _identity(path: str) -> list[int] | None:
