@@ -2,8 +2,8 @@
 
 ``lockepisodes`` holds the machinery and the rules (see its docstring for the margins). Here:
 the pure parts (bands, drawing, judging, known-issue matching) on fabricated facts; a handful
-of chosen episodes through the real CLI, one per kind of outcome; strict-xfail reproductions of
-the misbehaviours the random run found; and a short random run (``slow``; the long one is
+of chosen episodes through the real CLI, one per kind of outcome; regression tests for the
+misbehaviours the random run found; and a short random run (``slow``; the long one is
 ``scripts/lock_episodes.py``). ``LOCK_EPISODES_SEED`` fixes the random run's seed.
 """
 
