@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 FUZZ_DIR = Path(__file__).resolve().parent
-TARGETS = ("archive", "open_wheel", "record", "headers", "entry_points", "shebang")
+TARGETS = ("archive", "open_wheel", "record", "headers", "entry_points", "shebang", "journal")
 _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 _EXCEPTION = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception|Exit|Interrupt)\b.*)$", re.MULTILINE)

@@ -119,3 +119,22 @@ def metadata_texts() -> list[str]:
 
 def entry_points_texts() -> list[str]:
     return [ENTRY_POINTS, "[console_scripts]\na:b = m:f\n# comment\n; other\n", ""]
+
+
+#: Where the journal seeds and targets pretend the environment and its transaction are.
+JOURNAL_ENV = "/nonexistent-fuzz-env"
+JOURNAL_TXN = f"{JOURNAL_ENV}/lib/site-packages/.stalwart/txn-seed"
+
+
+def journal_steps() -> list[str]:
+    """The ``steps`` objects of honest journals, as JSON (the fuzz targets sign them)."""
+    site = f"{JOURNAL_ENV}/lib/site-packages"
+    return [
+        '{"mkdirs": [], "backups": [], "installs": [], "prune": []}',
+        (
+            f'{{"mkdirs": ["{site}/demo"], '
+            f'"backups": [["{site}/demo/a.py", "{JOURNAL_TXN}/backup/0"]], '
+            f'"installs": [["{JOURNAL_TXN}/stage/1", "{site}/demo/a.py"]], '
+            f'"prune": ["{site}/old"]}}'
+        ),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import csv
+import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seeds
+from journalfuzz import signed, target
 from stalwart.errors import MAX_SHOWN, InvalidWheelError, StalwartError
 from stalwart.scripts import ScriptSpec, parse_entry_points, rewrite_shebang, script_specs
 from stalwart.wheel.archive import Limits, WheelArchive
@@ -569,3 +571,52 @@ def test_problem_lists_stay_bounded(
     _, problems = parse()
     assert len(problems) == MAX_PROBLEMS
     assert problems[-1].endswith(f"{10_000 - MAX_PROBLEMS + 1} more problems are not listed")
+
+
+# -- transaction journals ------------------------------------------------------------------------
+
+PATHY = st.sampled_from(
+    [
+        seeds.JOURNAL_ENV,
+        f"{seeds.JOURNAL_ENV}/lib/site-packages/x.py",
+        f"{seeds.JOURNAL_ENV}/../etc/passwd",
+        f"{seeds.JOURNAL_TXN}/stage/1",
+        f"{seeds.JOURNAL_TXN}/backup/0",
+        f"{seeds.JOURNAL_TXN}/../txn-other/stage/1",
+        "/proc/self/cwd/x",
+        "relative/x",
+        "",
+        "\x00",
+    ]
+) | st.text(max_size=40)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | PATHY,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def journal_steps(draw: st.DrawFn) -> object:
+    pair = st.lists(st.tuples(PATHY, PATHY).map(list) | JSONISH, max_size=4)
+    steps = {
+        "mkdirs": draw(st.lists(PATHY, max_size=4) | JSONISH),
+        "backups": draw(pair),
+        "installs": draw(pair),
+        "prune": draw(st.lists(PATHY, max_size=4) | JSONISH),
+    }
+    for key in draw(st.sets(st.sampled_from(sorted(steps)))):
+        del steps[key]
+    return steps
+
+
+@FAST
+@given(steps=journal_steps(), raw=st.binary(max_size=200))
+def test_a_journal_is_refused_or_names_only_its_own_places(steps: object, raw: bytes) -> None:
+    """Signed or not, a journal yields steps inside the environment and its own transaction
+    directory, or a refusal; nothing else escapes (the fuzz/fuzz_journal.py properties)."""
+    target(raw)
+    target(json.dumps(steps).encode())
+    assert signed(json.dumps(steps).encode()) is not None  # the signed form was tried too

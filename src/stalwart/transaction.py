@@ -111,7 +111,9 @@ class _Steps:
                 return [(_text(a), _text(b)) for a, b in data[key]]
 
             steps = cls(paths("mkdirs"), pairs("backups"), pairs("installs"), paths("prune"))
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"malformed journal: no {exc} list") from None
+        except (TypeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"malformed journal: {exc}") from None
         stage, backup = os.path.join(txn_dir, "stage"), os.path.join(txn_dir, "backup")
         inside_env = [*steps.mkdirs, *steps.prune]
