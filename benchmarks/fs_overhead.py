@@ -305,7 +305,7 @@ def call_overhead() -> dict[str, float]:
     Unlike the timings above this involves no system call, so it barely depends on the load of
     the machine: it is the floor of what stalwart.fs costs per operation.
     """
-    from stalwart.fs import _prims
+    from stalwart.fs.faults import primitives_replaced
 
     noop2, noop1 = slice, len  # C callables taking 2 and 1 arguments, no system call
     cases = {
@@ -313,11 +313,9 @@ def call_overhead() -> dict[str, float]:
         "link": (noop2, fs.link, ("a", "b")),
         "unlink": (noop1, fs.unlink, ("a",)),
     }
-    saved = {name: getattr(_prims, name) for name in cases}
     out = {}
-    try:
-        for name, (noop, wrapper, args) in cases.items():
-            setattr(_prims, name, noop)
+    for name, (noop, wrapper, args) in cases.items():
+        with primitives_replaced(**{name: noop}):
             number = 20_000
             stmt = "f(a)" if len(args) == 1 else "f(a, b)"
             names = dict(zip("ab", args, strict=False))
@@ -328,9 +326,6 @@ def call_overhead() -> dict[str, float]:
                     best[k] = min(best[k], timer.timeit(number))
             base, ours = best
             out[name] = (ours - base) / number * 1e9
-    finally:
-        for name, original in saved.items():
-            setattr(_prims, name, original)
     return out
 
 

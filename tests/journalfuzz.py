@@ -15,15 +15,15 @@ import os
 import seeds
 from stalwart import journalkey
 from stalwart.errors import JournalError
-from stalwart.transaction import _payload, _Steps
+from stalwart.transaction import JournalSteps, read_journal
 
 KEY = b"k" * 32
 ROOTS = [seeds.JOURNAL_ENV]
 
 
-def read(raw: bytes, trust: bool = False) -> _Steps:
+def read(raw: bytes, trust: bool = False) -> JournalSteps:
     try:
-        return _Steps.from_journal(raw, seeds.JOURNAL_TXN, ROOTS, KEY, trust=trust)
+        return read_journal(raw, seeds.JOURNAL_TXN, ROOTS, KEY, trust=trust)
     except ValueError as exc:
         raise JournalError("journal.json", str(exc)) from None
 
@@ -33,7 +33,7 @@ def contained(root: str, path: str) -> bool:
     return os.path.isabs(path) and (real == root or real.startswith(root.rstrip("/") + "/"))
 
 
-def check(steps: _Steps) -> None:
+def check(steps: JournalSteps) -> None:
     stage = os.path.join(seeds.JOURNAL_TXN, "stage")
     backup = os.path.join(seeds.JOURNAL_TXN, "backup")
     for path in [*steps.mkdirs, *steps.prune, *(d for d, _ in steps.backups)]:
@@ -49,7 +49,10 @@ def signed(steps_json: bytes) -> bytes | None:
         steps = json.loads(steps_json.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
-    mac = journalkey.sign(KEY, _payload(seeds.JOURNAL_TXN, steps))
+    # The journal format, as an attacker could read it from the source: the MAC covers the
+    # transaction directory's name and the steps.
+    payload = json.dumps([os.path.basename(seeds.JOURNAL_TXN), steps], sort_keys=True)
+    mac = journalkey.sign(KEY, payload.encode())
     return json.dumps({"format": 2, "steps": steps, "mac": mac}).encode()
 
 

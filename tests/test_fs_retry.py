@@ -1588,3 +1588,17 @@ def test_empty_trash_handles_any_depth(tmp_path: Path) -> None:
     (deep / "f").write_bytes(b"")
     assert fs.empty_trash(trash) == []
     assert not trash.exists()
+
+
+def test_primitives_can_be_replaced_for_a_while(tmp_path: Path) -> None:
+    from stalwart.fs.faults import primitives_replaced
+
+    missing = str(tmp_path / "missing")
+    calls: list[str] = []
+    with primitives_replaced(unlink=calls.append):
+        fs.unlink(missing)  # the replacement ran, not os.unlink
+    assert calls == [missing]
+    with pytest.raises(FileNotFoundError):
+        fs.unlink(missing)  # and the real call is back
+    with pytest.raises(ValueError, match="not primitives"), primitives_replaced(nope=len):
+        pass

@@ -212,3 +212,49 @@ def test_import_of_cli_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"heavy modules imported at CLI start-up: {out.stdout}"
+
+
+REPO = SRC.parent.parent
+OUTSIDE = sorted(
+    p
+    for folder in ("tests", "fuzz", "scripts", "benchmarks")
+    for p in (REPO / folder).rglob("*.py")
+    if "corpus" not in p.parts
+)
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Names starting with ``_`` that *path* imports from stalwart, in any import form."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != "stalwart":
+                continue
+            names = [*node.module.split(".")[1:], *(a.name for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [
+                part
+                for alias in node.names
+                if alias.name.split(".")[0] == "stalwart"
+                for part in alias.name.split(".")[1:]
+            ]
+        else:
+            continue
+        found += [n for n in names if n.startswith("_") and not n.startswith("__")]
+    return found
+
+
+@pytest.mark.parametrize("path", OUTSIDE, ids=lambda p: str(p.relative_to(REPO)))
+def test_code_outside_the_package_uses_only_public_names(path: Path) -> None:
+    """Tests, fuzzers, scripts and benchmarks use stalwart as a user would: a private name they
+    import would pin an implementation detail (and hide a missing public API)."""
+    assert not _private_imports(path), f"{path.relative_to(REPO)}: {_private_imports(path)}"
+
+
+def test_private_import_detection_sees_every_form(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import stalwart.fs._ops\nfrom stalwart.transaction import _payload, recover\n"
+        "from stalwart._query_interpreter import x\nfrom stalwart import __version__\n"
+    )
+    assert _private_imports(probe) == ["_ops", "_payload", "_query_interpreter"]

@@ -32,6 +32,8 @@ from stalwart.paths import is_within, read_regular
 
 __all__ = [
     "Transaction",
+    "JournalSteps",
+    "read_journal",
     "RecoveryReport",
     "RollbackIncompleteError",
     "JournalError",
@@ -58,7 +60,7 @@ class RecoveryReport:
 
 
 @dataclass
-class _Steps:
+class JournalSteps:
     mkdirs: list[str] = field(default_factory=list)  # created, shallowest first
     backups: list[tuple[str, str]] = field(default_factory=list)  # (dest, backup path)
     installs: list[tuple[str, str]] = field(default_factory=list)  # (staged, dest)
@@ -81,7 +83,7 @@ class _Steps:
     @classmethod
     def from_journal(
         cls, raw: bytes, txn_dir: str, roots: list[str], key: bytes | None, *, trust: bool
-    ) -> _Steps:
+    ) -> JournalSteps:
         """Read a journal back, refusing any journal stalwart did not write for this user, and
         any path a genuine journal of *txn_dir* cannot hold.
 
@@ -124,6 +126,15 @@ class _Steps:
         if problems:
             raise ValueError(f"it names paths outside its environment: {problems[0]}")
         return steps
+
+
+def read_journal(
+    raw: bytes, txn_dir: str, roots: list[str], key: bytes | None, *, trust: bool = False
+) -> JournalSteps:
+    """The steps of the journal *raw* of *txn_dir*; ``ValueError`` when it is not one stalwart
+    wrote for this user (unless *trust*) or names a path outside *roots* and its own
+    transaction directory. What :func:`recover` acts on, and what ``fuzz/`` attacks."""
+    return JournalSteps.from_journal(raw, txn_dir, roots, key, trust=trust)
 
 
 def _payload(txn_dir: str, steps: object) -> bytes:
@@ -201,8 +212,8 @@ class Transaction:
     def journal_path(self) -> str:
         return os.path.join(self.dir, JOURNAL)
 
-    def _steps(self) -> _Steps:
-        steps = _Steps()
+    def _steps(self) -> JournalSteps:
+        steps = JournalSteps()
         missing: set[str] = set()
         for dest in self._installs:
             parent = os.path.dirname(dest)
@@ -287,7 +298,7 @@ def _trash(state_dir: str) -> str:
     return os.path.join(state_dir, "trash")
 
 
-def _apply(steps: _Steps, backup_dir: str) -> None:
+def _apply(steps: JournalSteps, backup_dir: str) -> None:
     # Backups first: a file of the old version may stand where the new one needs a directory.
     if steps.backups:
         fs.makedirs(backup_dir)
@@ -299,7 +310,7 @@ def _apply(steps: _Steps, backup_dir: str) -> None:
         fs.replace(staged, dest)
 
 
-def _undo(steps: _Steps) -> int:
+def _undo(steps: JournalSteps) -> int:
     """Reverse whatever part of *steps* happened, judging each step by what is on disk."""
     undone = 0
     for staged, dest in reversed(steps.installs):
@@ -322,7 +333,7 @@ def _prune(directories: Iterable[str]) -> None:
         fs.rmdir_if_empty(directory)  # missing or not empty: both fine
 
 
-def _finish(steps: _Steps, txn_dir: str, state_dir: str) -> None:
+def _finish(steps: JournalSteps, txn_dir: str, state_dir: str) -> None:
     """After COMMITTED: drop backups and staging, prune emptied directories."""
     _prune(steps.prune)
     _remove_txn_dir(txn_dir, state_dir)
@@ -373,7 +384,7 @@ def recover(
         journal = os.path.join(txn_dir, JOURNAL)
         try:
             raw = read_regular(journal, limit=_MAX_JOURNAL)
-            steps = _Steps.from_journal(raw, txn_dir, roots, key, trust=trust)
+            steps = read_journal(raw, txn_dir, roots, key, trust=trust)
         except FileNotFoundError:
             steps = None
         except (OSError, ValueError) as exc:

@@ -361,7 +361,6 @@ def _info(wheel: Wheel) -> dict[str, Any]:
         "dist_info": wheel.dist_info,
         "data_dir": wheel.data_dir,
         "root_is_purelib": wheel.root_is_purelib,
-        "wheel_version": list(wheel.wheel_version),
         "notes": list(wheel.notes),
         "modes": {e.name: e.mode for e in wheel.archive.entries if not e.is_dir},
     }
@@ -375,7 +374,6 @@ _INFO_TYPES: dict[str, type | tuple[type, ...]] = {
     "dist_info": str,
     "data_dir": str,
     "root_is_purelib": bool,
-    "wheel_version": list,
     "notes": list,
     "modes": dict,
 }
@@ -389,9 +387,6 @@ def _checked_info(info: object) -> dict[str, Any]:
     for key, kind in _INFO_TYPES.items():
         if not isinstance(info[key], kind):
             raise TypeError(f"info[{key!r}] is not a {kind}")
-    major, minor = info["wheel_version"]
-    if not (isinstance(major, int) and isinstance(minor, int)):
-        raise TypeError("info['wheel_version'] is not two integers")
     if not all(isinstance(n, str) for n in info["notes"]):
         raise TypeError("info['notes'] holds a non-string")
     from packaging.version import Version
@@ -429,7 +424,6 @@ def open_cached(entry: CacheEntry, path: str) -> Wheel:
         dist_info=info["dist_info"],
         data_dir=info["data_dir"],
         root_is_purelib=bool(info["root_is_purelib"]),
-        wheel_version=tuple(info["wheel_version"]),
         record=cached_record(entry),
         archive=CachedArchive(entry),
         notes=tuple(info["notes"]),

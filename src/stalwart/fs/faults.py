@@ -22,7 +22,7 @@ import errno as _errno
 import fnmatch
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -31,7 +31,14 @@ from . import _prims
 from ._classify import Op
 from ._retry import runtime
 
-__all__ = ["Fault", "FaultInjector", "Mutation", "SimulatedCrash", "make_error"]
+__all__ = [
+    "Fault",
+    "FaultInjector",
+    "Mutation",
+    "SimulatedCrash",
+    "make_error",
+    "primitives_replaced",
+]
 
 Listing = Literal["native", "casefold", "reversed"]
 
@@ -248,3 +255,21 @@ class FaultInjector:
         tb: TracebackType | None,
     ) -> None:
         self.uninstall()
+
+
+@contextlib.contextmanager
+def primitives_replaced(**replacements: Callable[..., Any]) -> Iterator[None]:
+    """Put *replacements* (``replace=..., link=...``: names of the raw OS calls the layer
+    makes) in place of those calls for the duration: the benchmark of the layer's own cost
+    swaps them for no-ops, as the injector swaps them for failing wrappers."""
+    unknown = set(replacements) - set(_prims.NAMES)
+    if unknown:
+        raise ValueError(f"not primitives of stalwart.fs: {sorted(unknown)}")
+    saved = {name: getattr(_prims, name) for name in replacements}
+    try:
+        for name, function in replacements.items():
+            setattr(_prims, name, function)
+        yield
+    finally:
+        for name, original in saved.items():
+            setattr(_prims, name, original)

@@ -52,7 +52,6 @@ class Wheel:
     dist_info: str  # "name-version.dist-info", as spelled inside the archive
     data_dir: str  # "name-version.data"
     root_is_purelib: bool
-    wheel_version: tuple[int, int]
     record: dict[str, RecordEntry]
     archive: ArchiveReader
     notes: tuple[str, ...] = ()
@@ -175,7 +174,6 @@ def _validate(
             )
 
     root_is_purelib = True
-    wheel_version = (1, 0)
     wheel_text = member("WHEEL")
     if wheel_text is not None:
         wheel_meta = parse_headers(wheel_text)
@@ -185,7 +183,6 @@ def _validate(
             problems.append(f"WHEEL has an invalid Wheel-Version {_shown(raw_version)}")
         else:
             major, minor = int(matched[1]), int(matched[2])
-            wheel_version = (major, minor)
             if major > SUPPORTED_WHEEL_MAJOR:
                 problems.append(
                     f"Wheel-Version {raw_version} is not supported (this installer reads 1.x)"
@@ -232,7 +229,6 @@ def _validate(
         dist_info=dist_info,
         data_dir=data_dir,
         root_is_purelib=root_is_purelib,
-        wheel_version=wheel_version,
         record=record,
         archive=archive,
         notes=tuple(notes),
