@@ -8,8 +8,6 @@ Run: ``python fuzz/fuzz_entry_points.py -max_total_time=600`` (see fuzz/README.m
 
 from __future__ import annotations
 
-import configparser
-
 import harness
 
 with harness.instrumented():
@@ -17,18 +15,7 @@ with harness.instrumented():
     from stalwart.scripts import parse_entry_points, script_specs
 
 import seeds
-
-
-def _configparser(text: str) -> dict[str, dict[str, str]] | None:
-    parser = configparser.ConfigParser(
-        delimiters=("=",), interpolation=None, default_section="\x00stalwart: no default section"
-    )
-    parser.optionxform = str  # type: ignore[assignment, method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return None
-    return {section: dict(parser.items(section)) for section in parser.sections()}
+from oracles import plain_configparser
 
 
 def target(data: bytes) -> None:
@@ -38,7 +25,7 @@ def target(data: bytes) -> None:
     except InvalidWheelError:
         groups = None
     if len(text) < 1024:  # configparser itself is quadratic on long blank runs
-        assert groups == _configparser(text), "differs from configparser"
+        assert groups == plain_configparser(text), "differs from configparser"
     if groups is not None:
         for spec in script_specs(text):
             assert not set(spec.name) & set("/\\:\x00\r\n"), spec.name

@@ -9,8 +9,6 @@ same targets live in ``fuzz/`` (atheris); this file stays well under 30 s.
 
 from __future__ import annotations
 
-import configparser
-import csv
 import json
 import os
 import warnings
@@ -24,6 +22,7 @@ from hypothesis import strategies as st
 
 import seeds
 from journalfuzz import signed, target
+from oracles import csv_limit, plain_configparser
 from stalwart.errors import MAX_SHOWN, InvalidWheelError, StalwartError
 from stalwart.scripts import ScriptSpec, parse_entry_points, rewrite_shebang, script_specs
 from stalwart.wheel.archive import Limits, WheelArchive
@@ -422,15 +421,6 @@ def test_open_wheel_raises_only_stalwart_errors(
 # -- RECORD ----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def csv_limit(limit: int) -> Iterator[None]:
-    old = csv.field_size_limit(limit)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
-
-
 @FAST
 @given(text=record_text())
 def test_strict_record_reports_or_round_trips(text: str) -> None:
@@ -482,19 +472,6 @@ def test_headers_never_raise_and_stop_at_the_blank_line(text: str) -> None:
 # -- entry_points.txt ------------------------------------------------------------------------------
 
 
-def _plain_configparser(text: str) -> dict[str, dict[str, str]] | None:
-    """What an unmodified configparser with the same options returns (None: it refuses)."""
-    parser = configparser.ConfigParser(
-        delimiters=("=",), interpolation=None, default_section="\x00stalwart: no default section"
-    )
-    parser.optionxform = str  # type: ignore[assignment, method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return None
-    return {section: dict(parser.items(section)) for section in parser.sections()}
-
-
 @FAST
 @given(text=entry_points_text())
 def test_entry_points_only_invalid_wheel_errors_and_same_as_configparser(text: str) -> None:
@@ -502,9 +479,9 @@ def test_entry_points_only_invalid_wheel_errors_and_same_as_configparser(text: s
         groups = parse_entry_points(text)
     except InvalidWheelError as exc:
         assert 1 <= len(exc.problems) <= MAX_SHOWN
-        assert _plain_configparser(text) is None
+        assert plain_configparser(text) is None
         return
-    assert groups == _plain_configparser(text)
+    assert groups == plain_configparser(text)
 
 
 @FAST

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from oracles import csv_limit
 from stalwart.errors import MAX_SHOWN, InvalidWheelError
 from stalwart.wheel.record import (
     ACCEPTED_HASHES,
@@ -29,15 +28,6 @@ from stalwart.wheel.record import (
 
 SHA = "sha256=" + "A" * 43  # 32 zero bytes
 HUGE = "x" * (MAX_FIELD + 10)
-
-
-@contextmanager
-def csv_limit(limit: int) -> Iterator[None]:
-    old = csv.field_size_limit(limit)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
 
 
 # -- fields over the csv module's limit (used to raise _csv.Error) -------------------------------

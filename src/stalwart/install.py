@@ -249,15 +249,7 @@ def _install_opened(
     safety.check_destinations(plans, env)
     removals = uninstall.plan_removals(list(previous.values()), installed, env)
     keys = PathKeys()
-    total = sum(len(p.files) for p in plans)
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress("staging", done, total)
-
+    tick = _counter(progress, "staging", sum(len(p.files) for p in plans))
     clock = time.perf_counter
     t0 = clock()
     placer = staging.Placer(options.link_mode)
@@ -336,6 +328,19 @@ def _install_opened(
         )
 
 
+def _counter(progress: Progress | None, phase: str, total: int) -> Callable[[int], None]:
+    """A tick for work done in steps of n: adds them up and reports *phase* as done/total."""
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(phase, done, total)
+
+    return tick
+
+
 def _compile_into_cache(
     compiler: Compiler,
     plans: list[WheelPlan],
@@ -363,15 +368,7 @@ def _compile_into_cache(
                 sources.append(Source(path, action.dest, entry.files[action.member].size))
     if not sources:
         return cached
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress("compiling", done, len(sources))
-
-    compiled, errors = compiler.compile(sources, tick)
+    compiled, errors = compiler.compile(sources, _counter(progress, "compiling", len(sources)))
     result.compile_errors.extend(errors)
     by_plan: dict[int, dict[str, bytes]] = {}
     for done_pyc in compiled:

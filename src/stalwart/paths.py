@@ -25,6 +25,7 @@ __all__ = [
     "PathKeys",
     "is_within",
     "real_path",
+    "file_id",
     "walk",
     "NotRegularFileError",
     "open_regular",
@@ -60,6 +61,15 @@ def real_path(path: str) -> str:
     (it may be a symlink stalwart is allowed to remove, not follow)."""
     head, name = os.path.split(os.path.abspath(path))
     return os.path.join(os.path.realpath(head), name)
+
+
+def file_id(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of what *path* leads to, or None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 class PathKeys:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from stalwart.environment import Environment
 from stalwart.errors import ConflictError, ExternallyManagedError, TargetEnvironmentError
 from stalwart.installed import Installed, file_owners
-from stalwart.paths import PathKey, PathKeys, walk
+from stalwart.paths import PathKey, PathKeys, file_id, walk
 from stalwart.plan import WheelPlan
 from stalwart.staging import StagedFile, StagedWheel
 from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry, hash_file
@@ -49,7 +49,7 @@ def check_destinations(plans: list[WheelPlan], env: Environment) -> None:
     keys = PathKeys()
     stdlib = (env.stdlib, env.platstdlib)
     own = os.path.dirname(os.path.abspath(__file__))
-    exe_ids = {i for i in (_file_id(sys.executable), _file_id(env.executable)) if i is not None}
+    exe_ids = {i for i in (file_id(sys.executable), file_id(env.executable)) if i is not None}
     exe_names = {os.path.basename(p) for p in (sys.executable, env.executable)}
     exe_names |= {os.path.basename(os.path.realpath(p)) for p in (sys.executable, env.executable)}
     problems: list[str] = []
@@ -73,18 +73,10 @@ def check_destinations(plans: list[WheelPlan], env: Environment) -> None:
             for action in plan.files
             # stat only files named like an interpreter: one syscall each
             if _interpreter_like(os.path.basename(action.dest), exe_names)
-            and _file_id(action.dest) in exe_ids
+            and file_id(action.dest) in exe_ids
         )
     if problems:
         raise TargetEnvironmentError(problems)
-
-
-def _file_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _interpreter_like(name: str, exe_names: set[str]) -> bool:

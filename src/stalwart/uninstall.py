@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from stalwart.environment import Environment
 from stalwart.errors import UninstallError
 from stalwart.installed import Installed, find_installed, record_path_to_abs, require
-from stalwart.paths import PathKey, PathKeys, is_within, walk
+from stalwart.paths import PathKey, PathKeys, file_id, is_within, walk
 from stalwart.results import Action, CommandResult, DistResult
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
 from stalwart.transaction import Transaction
@@ -80,7 +80,7 @@ def plan_removal(
         if state_dir is not None and keys.within(state_dir, path):
             problems.append(f"RECORD entry {entry.path!r} is in stalwart's state directory")
             continue
-        if protected and _file_id(path) in protected:
+        if protected and file_id(path) in protected:
             problems.append(f"RECORD entry {entry.path!r} is the environment's interpreter")
             continue
         if os.path.isdir(path) and not os.path.islink(path):
@@ -120,18 +120,10 @@ def plan_removal(
     return Removal(dist, tuple(files), tuple(ordered))
 
 
-def _file_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def interpreter_paths(*executables: str) -> frozenset[tuple[int, int]]:
     """``(st_dev, st_ino)`` of *executables* (links followed), for *protected*: a hard link
     or another spelling of the interpreter is still the interpreter."""
-    return frozenset(i for i in map(_file_id, executables) if i is not None)
+    return frozenset(i for i in map(file_id, executables) if i is not None)
 
 
 def files_owned_by(dists: Iterable[Installed], keys: PathKeys | None = None) -> set[PathKey]:

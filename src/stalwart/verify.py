@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from stalwart.hashnames import CHECKABLE
 from stalwart.installed import Installed, file_owners, find_installed, record_path_to_abs, require
 from stalwart.paths import PathKey, PathKeys, is_within, open_regular
 from stalwart.session import DEFAULT_LOCK_WAIT, locked_environment
@@ -39,7 +40,7 @@ class VerifyReport:
 
 #: Hashes a RECORD row can be checked with: fixed-length ones hashlib always has. (shake_*
 #: need a length; md5 and sha1 are weak but still say whether a file changed.)
-CHECKABLE_HASHES = frozenset(hashlib.algorithms_guaranteed) - {"shake_128", "shake_256"}
+CHECKABLE_HASHES = CHECKABLE
 
 
 def verify_distribution(

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from stalwart.errors import IndexPageError
+from stalwart.hashnames import CHECKABLE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,23 +48,9 @@ SUPPORTED_MAJOR = 1
 # side of hiding a path segment that merely contains "@".
 _USERINFO = re.compile(r"(?<=://)\S*@")
 _API_VERSION = re.compile(r"(\d{1,9})\.(\d{1,9})")
-# Names hashlib always has; a fragment or metadata value naming anything else is not a hash.
-_HASH_NAMES = frozenset(
-    (
-        "md5",
-        "sha1",
-        "sha224",
-        "sha256",
-        "sha384",
-        "sha512",
-        "sha3_224",
-        "sha3_256",
-        "sha3_384",
-        "sha3_512",
-        "blake2b",
-        "blake2s",
-    )
-)
+# Fixed-length names hashlib always has; a fragment or metadata value naming anything else is
+# not a hash stalwart can check.
+_HASH_NAMES = CHECKABLE
 _ALLOWED_SCHEMES = frozenset(("http", "https", "file"))
 
 

@@ -38,6 +38,7 @@ from stalwart.errors import (
     OfflineError,
     UsageError,
 )
+from stalwart.hashnames import CHECKABLE, STRONG
 from stalwart.index.simple import ACCEPT, JSON_V1, redact_url
 from stalwart.paths import NotRegularFileError, open_regular, read_regular
 
@@ -76,25 +77,8 @@ MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
 MAX_REDIRECTS = 10
 
 # hashlib algorithms an index or lock file may name; anything else cannot be checked.
-_HASHES = frozenset(
-    (
-        "md5",
-        "sha1",
-        "sha224",
-        "sha256",
-        "sha384",
-        "sha512",
-        "sha3_224",
-        "sha3_256",
-        "sha3_384",
-        "sha3_512",
-        "blake2b",
-        "blake2s",
-    )
-)
-STRONG_HASHES = frozenset(
-    ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b")
-)
+_HASHES = CHECKABLE
+STRONG_HASHES = frozenset(STRONG)
 """Hashes that satisfy ``require_hash`` (md5 and sha1 can be forged; pip refuses them too)."""
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from stalwart.errors import LockFileError
+from stalwart.hashnames import STRONG, hex_length
 from stalwart.index.simple import redact_url, redacted_repr
 
 if TYPE_CHECKING:
@@ -50,15 +51,7 @@ SUPPORTED_MAJOR = 1
 KNOWN_MINOR = 0
 MAX_LOCK_BYTES = 64 * 1024 * 1024
 """Largest lock file :func:`load_lock` reads."""
-_HEX_LENGTHS = {
-    "sha256": 64,
-    "sha384": 96,
-    "sha512": 128,
-    "sha3_256": 64,
-    "sha3_384": 96,
-    "sha3_512": 128,
-    "blake2b": 128,
-}
+_HEX_LENGTHS = {name: hex_length(name) for name in STRONG}
 _NO_BUILD = "building from source is not supported yet"
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from stalwart.errors import MAX_SHOWN, capped
+from stalwart.hashnames import DIGEST_SIZES, STRONG
 
 __all__ = [
     "ACCEPTED_HASHES",
@@ -38,7 +39,7 @@ __all__ = [
 # The wheel spec requires a hash from hashlib.algorithms_guaranteed that is sha256 or stronger;
 # md5 and sha1 are refused (binary distribution format, "The .dist-info directory"). These are
 # also the only names hash_file computes (see is_checkable).
-ACCEPTED_HASHES = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b")
+ACCEPTED_HASHES = STRONG
 
 UNKNOWN_HASH: Final = "unknown"
 """``hash_name`` of a lenient row whose hash field is present but unreadable: not checkable."""
@@ -52,23 +53,7 @@ MAX_PROBLEMS: Final = MAX_SHOWN
 """At most this many problems are returned, the last one counting the rest, so a RECORD of
 200,000 bogus rows costs neither memory nor a huge message (errors show MAX_SHOWN anyway)."""
 
-# Digest sizes of the fixed-length algorithms of hashlib.algorithms_guaranteed. A table rather than
-# hashlib.new(name).digest_size per row: that costs ~0.4 us a row, fails for md5 on FIPS builds,
-# and is 0 for the variable-length shake_* (whose digest() then needs a length argument).
-_DIGEST_SIZES: Final = {
-    "md5": 16,
-    "sha1": 20,
-    "sha224": 28,
-    "sha256": 32,
-    "sha384": 48,
-    "sha512": 64,
-    "sha3_224": 28,
-    "sha3_256": 32,
-    "sha3_384": 48,
-    "sha3_512": 64,
-    "blake2b": 64,
-    "blake2s": 32,
-}
+_DIGEST_SIZES: Final = DIGEST_SIZES
 # name=digest: the name as hashlib spells algorithms, the digest urlsafe base64 ("nopad" says the
 # spec; two "=" of padding are tolerated). base64's decoders skip characters outside the alphabet.
 _HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
