@@ -158,6 +158,39 @@ def test_writes_through_a_symlink_leading_out_are_refused(
     assert list(outside.iterdir()) == []
 
 
+def test_new_directories_below_a_link_leading_out_are_refused(
+    wheels: Wheels, venv_env: Environment, tmp_path: Path
+) -> None:
+    """A directory that does not exist yet takes its verdict from its parent: the parent is a
+    link out of the environment, so everything planned below it is refused too."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (Path(venv_env.site_packages) / "evil").symlink_to(outside)
+    w = wheels("evil", "1.0", {"evil/a/b/c.py": b"", "evil/a/d.py": b""})
+    (problem,) = refused(plans(venv_env, w), venv_env)
+    deep = os.path.join(venv_env.site_packages, "evil", "a")
+    assert problem == (
+        f"{w.filename} writes into {deep}, which leads outside the environment "
+        f"(to {outside / 'a'})"
+    )
+    assert list(outside.iterdir()) == []
+
+
+def test_a_new_directory_named_like_a_missing_protected_place_is_judged_itself(
+    wheels: Wheels, tmp_path: Path
+) -> None:
+    """A place compared with that does not exist yet (here the stdlib of a system interpreter
+    whose data directory is its prefix) is compared by spelling: a new directory spelled like
+    it is judged on its own, not given its parent's (allowed) verdict."""
+    info = system_info(tmp_path / "sys")
+    info = dataclasses.replace(info, paths={**info.paths, "data": info.prefix})
+    system = materialize(Environment(info))
+    assert not os.path.exists(system.stdlib)
+    w = wheels("evil", "1.0", {"evil.py": b""}, data={"data/lib/python3.11/os.py": b""})
+    (problem,) = refused(plans(system, w), system)
+    assert problem.endswith(f"writes into {system.stdlib}, which is protected")
+
+
 def test_overwriting_the_interpreter_is_refused_also_through_a_link(
     wheels: Wheels, venv_env: Environment
 ) -> None:

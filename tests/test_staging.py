@@ -11,6 +11,7 @@ import hashlib
 import os
 import stat
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,12 +19,15 @@ from pathlib import Path
 import pytest
 
 from fakeenv import Wheels, materialize, venv_info
+from stalwart.cache import CacheLayout
 from stalwart.environment import Environment
 from stalwart.errors import InvalidWheelError
 from stalwart.plan import Extract, WheelPlan, plan_wheel, record_path
-from stalwart.staging import StagedWheel, declare, stage_wheels
+from stalwart.staging import LinkMode, Placer, StagedWheel, declare, stage_wheels
 from stalwart.transaction import Transaction
 from stalwart.wheel.record import RecordEntry, parse_record
+from stalwart.wheel.wheelfile import open_wheel
+from stalwart.wheelcache import WheelCache, open_cached
 from wheelfactory import make_wheel, record_bytes, record_hash, wheel_files
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX modes")
@@ -276,3 +280,56 @@ def test_declare_writes_a_record_of_everything_staged(
         data = Path(item.dest).read_bytes()
         assert item.record.digest == hashlib.sha256(data).digest()
     assert "../../../bin/demo" in {r.path for r in rows}
+
+
+class _Recording(Placer):
+    """A real placer that also notes which thread placed each file."""
+
+    def __init__(self, mode: LinkMode) -> None:
+        super().__init__(mode)
+        self.threads: set[str] = set()
+
+    def place(self, src: str, dst: str, mtime_ns: int) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().place(src, dst, mtime_ns)
+
+
+@pytest.mark.parametrize("link_mode", ["hardlink", "copy"])
+def test_files_from_the_cache_are_linked_in_the_calling_thread_and_copied_in_a_pool(
+    wheels: Wheels, env: Environment, txn: Transaction, tmp_path: Path, link_mode: LinkMode
+) -> None:
+    """A link is one quick system call: threads would only fight over the GIL for it. A copy
+    moves bytes (the GIL is released): that work goes to the pool."""
+    files = {f"many/m{i:03d}.py": f"N = {i}\n".encode() for i in range(80)}
+    path = str(wheels("many", "1.0", files).path)
+    cache = WheelCache(CacheLayout(str(tmp_path / "cache")))
+    with ExitStack() as stack:
+        opened = open_wheel(path)
+        stack.callback(opened.close)
+        entry = cache.fill(opened, "0" * 64)
+    plan = plan_wheel(open_cached(entry, path), env)
+    placer = _Recording(link_mode)
+    ticks: list[int] = []
+    (staged,) = stage_wheels(
+        [plan],
+        txn,
+        python=env.executable,
+        windows=False,
+        entries=[entry],
+        placer=placer,
+        tick=ticks.append,
+    )
+    assert [f.dest for f in staged.files] == [a.dest for a in plan.files]
+    assert sum(ticks) == len(plan.files)
+    placed = [f for f in staged.files if f.dest.endswith(".py")]
+    assert len(placed) == 80
+    main = threading.current_thread().name
+    linked = {os.stat(f.staged).st_ino == os.stat(entry.path(f.record.path)).st_ino for f in placed}
+    if link_mode == "hardlink":
+        assert placer.threads == {main}
+        assert linked == {True}
+    else:
+        assert main not in placer.threads and placer.threads
+        assert linked == {False}
+    for item in placed:
+        assert Path(item.staged).read_bytes() == files[item.record.path]

@@ -90,14 +90,14 @@ class Environment:
         """Where ``.dist-info`` directories live (purelib, as pip and installer put them)."""
         return self.target or self.paths["purelib"]
 
-    @property
+    @cached_property
     def lib_dirs(self) -> list[str]:
         """Directories holding ``.dist-info`` directories (purelib, and platlib if different)."""
         if self.target is not None:
             return [self.target]
         return list(dict.fromkeys([self.paths["purelib"], self.paths["platlib"]]))
 
-    @property
+    @cached_property
     def state_dir(self) -> str:
         """stalwart's own area inside the environment: staging, journal, backups, trash.
 
@@ -122,7 +122,7 @@ class Environment:
         """The environment's own directory: the prefix, or the --target directory."""
         return self.target or self.prefix or self.interpreter.prefix
 
-    @property
+    @cached_property
     def roots(self) -> list[str]:
         """Every directory install may write below: the root and each scheme directory (a
         system interpreter may keep scripts or headers outside its prefix). Uninstall and

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -197,6 +196,8 @@ def _read_cache(path: str) -> InterpreterInfo | None:
 
 
 def _run_query(executable: str, prefix: str | None) -> dict[str, Any]:
+    import subprocess  # only on a cache miss: most commands never start the interpreter
+
     script = helper_script("_query_interpreter.py")
     args = json.dumps({"prefix": prefix} if prefix else {})
     try:

@@ -84,6 +84,7 @@ class PathKeys:
         self._ids: dict[str, tuple[int, int] | None] = {}
         self._below: dict[tuple[str, str], str | None] = {}
         self._chains: dict[str, dict[tuple[int, int], str]] = {}
+        self._resolved: dict[str, dict[tuple[int, int], str]] = {}  # by resolved path
         self._real: dict[str, str] = {}
 
     def key(self, path: str) -> PathKey:
@@ -178,20 +179,31 @@ class PathKeys:
         """Each existing ancestor of what *directory* resolves to (itself included), by
         identity, with the name of the entry below it on the way (``""`` for itself)."""
         chain = self._chains.get(directory)
-        if chain is not None:
-            return chain
-        chain = {}
-        current, child = self.real(directory), ""
-        while True:
-            ident = self._id(current, follow=True)
-            if ident is not None:
-                chain.setdefault(ident, child)
-            parent, name = os.path.split(current)
+        if chain is None:
+            chain = self._chains[directory] = self._resolved_chain(self.real(directory))
+        return chain
+
+    def _resolved_chain(self, real: str) -> dict[tuple[int, int], str]:
+        # Built from the parent's chain: a tree of thousands of directories costs one stat
+        # and one small dict per directory, not a walk to the root for each.
+        pending: list[str] = []
+        current = real
+        while current not in self._resolved:
+            pending.append(current)
+            parent = os.path.dirname(current)
             if parent == current:
                 break
-            current, child = parent, name
-        self._chains[directory] = chain
-        return chain
+            current = parent
+        above = self._resolved.get(current, {})
+        for path in reversed(pending):
+            name = os.path.basename(path)
+            # The parent itself ("") is now reached through *name*; the rest keep their entry.
+            chain = {ident: entry or name for ident, entry in above.items()}
+            ident = self._id(path, follow=True)
+            if ident is not None:
+                chain[ident] = ""  # the closest occurrence of an identity wins
+            self._resolved[path] = above = chain
+        return above
 
     def real(self, path: str) -> str:
         """``os.path.realpath(path)`` for a normalized absolute *path*, remembering every

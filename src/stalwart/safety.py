@@ -52,20 +52,57 @@ def check_destinations(plans: list[WheelPlan], env: Environment) -> None:
     exe_ids = {i for i in (file_id(sys.executable), file_id(env.executable)) if i is not None}
     exe_names = {os.path.basename(p) for p in (sys.executable, env.executable)}
     exe_names |= {os.path.basename(os.path.realpath(p)) for p in (sys.executable, env.executable)}
+    roots, lib_dirs = env.roots, env.lib_dirs
+
+    def judge(directory: str) -> str | None:
+        if not any(keys.dir_within(root, directory) for root in roots):
+            return "outside"
+        # In a virtual environment platstdlib contains site-packages: those are allowed.
+        in_stdlib = any(keys.dir_within(p, directory) for p in stdlib) and not any(
+            keys.dir_within(lib, directory) for lib in lib_dirs
+        )
+        if keys.dir_within(own, directory) or in_stdlib:
+            return "protected"
+        return None
+
+    # A directory that does not exist has its parent's verdict (no identity of its own to
+    # compare): a new package's thousand directories cost one lstat each, not a walk each.
+    # A place compared with that does not exist is compared by spelling: a directory named
+    # like one of those may be it, and is judged itself.
+    compared = (*roots, *lib_dirs, *stdlib, own)
+    unborn = {os.path.basename(p).casefold() for p in compared if not os.path.isdir(p)}
+    verdicts: dict[str, str | None] = {}
+
+    def verdict(directory: str) -> str | None:
+        pending: list[str] = []
+        current = directory
+        while current not in verdicts:
+            parent = os.path.dirname(current)
+            if (
+                parent == current
+                or os.path.basename(current).casefold() in unborn
+                or os.path.lexists(current)
+            ):
+                verdicts[current] = judge(current)
+                break
+            pending.append(current)
+            current = parent
+        found = verdicts[current]
+        for path in pending:
+            verdicts[path] = found
+        return found
+
     problems: list[str] = []
     for plan in plans:
         for parent in sorted({os.path.dirname(a.dest) for a in plan.files}):
-            if not any(keys.dir_within(root, parent) for root in env.roots):
+            found = verdict(parent)
+            if found == "outside":
                 problems.append(
                     f"{plan.wheel.filename} writes into {parent}, which leads outside the "
                     f"environment (to {os.path.realpath(parent)})"
                 )
                 break
-            # In a virtual environment platstdlib contains site-packages: those are allowed.
-            in_stdlib = any(keys.dir_within(p, parent) for p in stdlib) and not any(
-                keys.dir_within(lib, parent) for lib in env.lib_dirs
-            )
-            if keys.dir_within(own, parent) or in_stdlib:
+            if found == "protected":
                 problems.append(f"{plan.wheel.filename} writes into {parent}, which is protected")
                 break
         problems.extend(

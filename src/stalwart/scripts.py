@@ -18,7 +18,6 @@ import keyword
 import ntpath
 import re
 import shlex
-import zipfile
 from dataclasses import dataclass
 
 from stalwart.errors import InvalidWheelError, TargetEnvironmentError, capped
@@ -236,6 +235,8 @@ def windows_launcher(spec: ScriptSpec, python: str, arch: str) -> bytes:
         )
     launcher = _launcher(_LAUNCHERS[key][spec.gui])
     shebang = b"#!" + _windows_executable(python, gui=spec.gui) + b"\n"
+    import zipfile  # Windows launchers only: zipfile pulls in pathlib and urllib
+
     stream = io.BytesIO()
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as archive:
         info = zipfile.ZipInfo("__main__.py", date_time=_ZIP_DATE)

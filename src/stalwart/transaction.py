@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import stat
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -173,7 +173,7 @@ class Transaction:
         self._key = key
         #: Cleanup after COMMITTED that could not finish (left to the next command).
         self.warnings: list[str] = []
-        name = f"{_PREFIX}{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        name = f"{_PREFIX}{time.strftime('%Y%m%d%H%M%S')}-{os.urandom(4).hex()}"
         self.dir = os.path.join(state_dir, name)
         self.stage_dir = os.path.join(self.dir, "stage")
         self.backup_dir = os.path.join(self.dir, "backup")
@@ -215,19 +215,30 @@ class Transaction:
     def _steps(self) -> JournalSteps:
         steps = JournalSteps()
         missing: set[str] = set()
+        present: dict[str, os.stat_result] = {}  # each directory looked at once, not per file
         for dest in self._installs:
             parent = os.path.dirname(dest)
             # Missing, or a file (of the old version, moved aside first): created at commit.
-            while parent not in missing and not os.path.isdir(parent):
+            while parent not in missing and parent not in present:
+                try:
+                    st = os.stat(parent)
+                except (OSError, ValueError):
+                    st = None
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    present[parent] = st
+                    break
                 missing.add(parent)
                 parent = os.path.dirname(parent)
         steps.mkdirs = sorted(missing, key=lambda p: (p.count(os.sep), p))
         counter = 0
         seen: set[tuple[int, int, int, str]] = set()
         for dest in [*self._removes, *self._installs]:
+            parent = os.path.dirname(dest)
+            if parent in missing:
+                continue  # nothing can be there yet
             try:
                 st = os.lstat(dest)
-                parent_st = os.stat(os.path.dirname(dest))
+                parent_st = present.get(parent) or os.stat(parent)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # absent, or below a file of the old version that is moved aside
             # One directory entry may have two spellings: 'Foo.py' (old) and 'foo.py' (new) on a

@@ -70,7 +70,9 @@ class CacheEntry:
     files: Mapping[str, CachedFile]
 
     def path(self, member: str) -> str:
-        return os.path.join(self.root, FILES, *member.split("/"))
+        # Called for every file of every install: concatenation, not os.path.join. Members
+        # are validated archive names ('/'-separated, no '..', no backslash).
+        return f"{self.root}{os.sep}{FILES}{os.sep}{member.replace('/', os.sep)}"
 
     @property
     def verified(self) -> bool:
