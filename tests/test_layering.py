@@ -93,7 +93,7 @@ def _read_only(call: ast.Call) -> bool:
 #: The architecture, lowest layer first. A module may import only from layers below its own;
 #: a package (``fs``, ``wheel``) counts as one module. Every module must be listed.
 LAYERS: list[set[str]] = [
-    {"errors", "hashnames", "paths", "cache", "_query_interpreter", "_compile_pyc"},
+    {"errors", "hashnames", "cpus", "paths", "cache", "_query_interpreter", "_compile_pyc"},
     {"fs", "wheel", "scripts", "index"},
     {
         "interpreter",

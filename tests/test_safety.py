@@ -170,8 +170,7 @@ def test_new_directories_below_a_link_leading_out_are_refused(
     (problem,) = refused(plans(venv_env, w), venv_env)
     deep = os.path.join(venv_env.site_packages, "evil", "a")
     assert problem == (
-        f"{w.filename} writes into {deep}, which leads outside the environment "
-        f"(to {outside / 'a'})"
+        f"{w.filename} writes into {deep}, which leads outside the environment (to {outside / 'a'})"
     )
     assert list(outside.iterdir()) == []
 

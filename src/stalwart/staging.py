@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from stalwart import fs
+from stalwart.cpus import usable_cpus
 from stalwart.errors import InvalidWheelError
 from stalwart.plan import Extract, FileAction, WheelPlan, record_path
 from stalwart.scripts import rewrite_shebang
@@ -90,7 +91,7 @@ class Placer:
 
 
 _PARALLEL_MIN_FILES = 64
-_WORKERS = min(8, (os.cpu_count() or 2) * 2)
+_WORKERS = usable_cpus()
 
 
 @dataclass(frozen=True, slots=True)

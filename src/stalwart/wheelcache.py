@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from stalwart import fs
 from stalwart.cache import CacheLayout
+from stalwart.cpus import usable_cpus
 from stalwart.errors import InvalidWheelError
 from stalwart.paths import read_regular, walk
 from stalwart.wheel.archive import DEFAULT_LIMITS, Entry
@@ -40,12 +41,12 @@ from stalwart.wheel.record import ACCEPTED_HASHES, RecordEntry
 if TYPE_CHECKING:
     from stalwart.wheel.wheelfile import Wheel
 
-__all__ = ["CachedFile", "CacheEntry", "CachedArchive", "WheelCache", "FORMAT"]
+__all__ = ["CachedFile", "CacheEntry", "CachedArchive", "WheelCache", "FORMAT", "size_batches"]
 
 FORMAT = 2
 MARKER = "entry.json"
 FILES = "files"
-_WORKERS = min(8, (os.cpu_count() or 2) * 2)
+_WORKERS = usable_cpus()
 _PARALLEL_MIN_FILES = 32
 
 
@@ -145,6 +146,20 @@ class CachedArchive:
         pass
 
 
+def size_batches(entries: list[Entry], count: int) -> list[list[Entry]]:
+    """*entries* cut into about *count* runs of about equal compressed size, in order."""
+    share = max(1, sum(e.compressed_size for e in entries) // count)
+    batches: list[list[Entry]] = [[]]
+    size = 0
+    for entry in entries:
+        if size >= share and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(entry)
+        size += entry.compressed_size
+    return batches
+
+
 class WheelCache:
     """Unpacked wheels below ``<cache>/unpacked``."""
 
@@ -222,19 +237,21 @@ class WheelCache:
         for directory in dirs:
             fs.makedirs(os.path.join(files_dir, *directory.split("/")))
 
-        def one(entry: Entry) -> tuple[CachedFile, str | None]:
-            return self._extract_one(wheel, entry, files_dir, verify)
+        def batch(items: list[Entry]) -> list[tuple[CachedFile, str | None]]:
+            return [self._extract_one(wheel, entry, files_dir, verify) for entry in items]
 
         results: list[tuple[CachedFile, str | None]] = []
         if len(entries) >= _PARALLEL_MIN_FILES:
+            # Batches of about equal compressed size, not a task per file: a future per small
+            # file costs more than inflating it, and the threads then fight over the GIL.
             with ThreadPoolExecutor(_WORKERS) as pool:
-                for result in pool.map(one, entries):
-                    results.append(result)
+                for done in pool.map(batch, size_batches(entries, _WORKERS * 4)):
+                    results.extend(done)
                     if tick is not None:
                         tick(len(results), len(entries))
         else:
             for entry in entries:
-                results.append(one(entry))
+                results.extend(batch([entry]))
                 if tick is not None:
                     tick(len(results), len(entries))
         problems = [p for _, p in results if p]
@@ -251,28 +268,31 @@ class WheelCache:
         mode = 0o755 if executable else 0o644
         expected = wheel.record.get(entry.name)
         check = expected.hash_name if expected is not None else None
-        sha = hashlib.sha256()
+        # One pass: the archive hashes sha256 as it streams; a RECORD naming another
+        # algorithm gets it computed alongside.
         other = hashlib.new(check) if check in ACCEPTED_HASHES and check != "sha256" else None
         with fs.open_for_write(path, exclusive=True, mode=mode) as writer:
+            if other is None:
+                sha, size = wheel.archive.copy_to(entry, writer.write, "sha256")
+            else:
+                update = other.update
 
-            def write(chunk: bytes) -> None:
-                sha.update(chunk)
-                if other is not None:
-                    other.update(chunk)
-                writer.write(chunk)
+                def write(chunk: bytes) -> None:
+                    update(chunk)
+                    writer.write(chunk)
 
-            _, size = wheel.archive.copy_to(entry, write, "sha256")
-        if stat.S_IMODE(os.stat(path).st_mode) != mode:
+                sha, size = wheel.archive.copy_to(entry, write, "sha256")
+        st = os.stat(path)
+        if stat.S_IMODE(st.st_mode) != mode:
             fs.chmod(path, mode)  # a umask other than 022: the cache stays the same everywhere
         problem = None
         if verify and expected is not None and expected.digest is not None:
-            got = other.digest() if other is not None else sha.digest()
+            got = other.digest() if other is not None else sha
             if got != expected.digest:
                 problem = f"{entry.name}: content does not match its RECORD hash"
             elif expected.size is not None and expected.size != size:
                 problem = f"{entry.name}: size {size} does not match RECORD's {expected.size}"
-        st = os.stat(path)
-        return CachedFile(entry.name, size, sha.digest(), mode, st.st_mtime_ns), problem
+        return CachedFile(entry.name, size, sha, mode, st.st_mtime_ns), problem
 
     def entries(self) -> list[str]:
         """The entry directories (complete or not) below the cache."""
