@@ -116,6 +116,7 @@ PATH_CLASSES = {
     "script": "bin/*-cli",  # console scripts in bin/
     "so": "*.so",  # extension modules: staged, installed (fake ELF bytes)
     "record": "*.dist-info/RECORD",
+    "distinfo": "*.dist-info",  # a new .dist-info directory: made in the stage, moved in whole
     "metadata": "*.dist-info/[!R]*",  # METADATA, WHEEL, entry_points.txt, INSTALLER, ...
     "state": "*/.stalwart*",  # the state directory: staging, backups, journal, COMMITTED
     "any": "*",

@@ -189,13 +189,19 @@ def test_prepared_scenarios_know_what_the_install_touches(
     assert upgrade.old != upgrade.new
     for scenario in (fresh, upgrade):
         assert set(scenario.ops) == set(le.PATH_CLASSES)
-        assert scenario.ops["record"] == ("rename",)
+        # RECORD is written in the stage, in its new .dist-info directory, which is made
+        # there and moved into place whole (transaction.TREES).
+        assert "open" in scenario.ops["record"]
+        assert {"mkdir", "rename"} <= set(scenario.ops["distinfo"])
         # The umask (027) differs from the cache's (022): extensions are copied from the
         # cache and given the umask's mode (chmod) rather than linked.
-        assert {"rename", "open"} <= set(scenario.ops["so"]) <= {"rename", "open", "chmod"}
+        assert {"open", "chmod"} <= set(scenario.ops["so"]) <= {"rename", "open", "chmod"}
         # chmod: the umask masks execute bits, so staged scripts get theirs (pip's rule).
         assert set(scenario.ops["any"]) == set(le.OPS) - {"link"}
     assert "unlink" in upgrade.ops["state"]  # deleting the backups after COMMITTED
+    # An upgrade moves the old version's files aside (one by one: its directories exist).
+    assert "rename" in upgrade.ops["record"] and "rename" in upgrade.ops["so"]
+    assert "rename" not in fresh.ops["record"]  # moved in with its directory
 
 
 def episode(scenario: str, path_class: str, op: str, lock: float) -> le.Episode:
@@ -205,14 +211,14 @@ def episode(scenario: str, path_class: str, op: str, lock: float) -> le.Episode:
 @pytest.mark.parametrize(
     ("chosen", "outcome", "absorbed"),
     [
-        (episode("fresh", "record", "rename", 0.15), le.SUCCEEDED, False),
+        (episode("fresh", "distinfo", "rename", 0.15), le.SUCCEEDED, False),
         (episode("upgrade", "script", "rename", 0.25), le.SUCCEEDED, False),
         (episode("upgrade", "so", "rename", 0.55), le.FAILED, False),
         (episode("fresh", "so", "open", 0.5), le.FAILED, False),
         # Deleting a backup stays locked: renamed into the trash, emptied once let go.
         (episode("upgrade", "state", "unlink", 0.55), le.SUCCEEDED, True),
     ],
-    ids=["short-record", "short-script", "long-so-backup", "long-so-staging", "long-cleanup"],
+    ids=["short-distinfo", "short-script", "long-so-backup", "long-so-staging", "long-cleanup"],
 )
 def test_chosen_episode(
     scenarios: dict[str, le.Scenario],

@@ -98,7 +98,7 @@ def test_staged_files_carry_the_digest_and_size_of_what_was_written(
     assert ticks == [1] * len(plan.files)
     want = contents(plan)
     for item in staged.files:
-        assert os.path.dirname(item.staged) == txn.stage_dir
+        assert os.path.commonpath([item.staged, txn.stage_dir]) == txn.stage_dir
         data = Path(item.staged).read_bytes()
         assert data == want[item.dest]
         assert item.record == RecordEntry(

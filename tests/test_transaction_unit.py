@@ -63,11 +63,12 @@ class Change:
                 path.write_bytes(data)
         return snapshot(env)
 
-    def stage(self, env: Path) -> Transaction:
-        """A transaction with every file staged and every change declared, not committed."""
-        txn = Transaction(str(env / ".stalwart"))
+    def stage(self, env: Path, *, trees: bool = True) -> Transaction:
+        """A transaction with every file staged and every change declared, not committed;
+        new directories staged as whole trees, or (*trees* False, as on Windows) flat."""
+        txn = Transaction(str(env / ".stalwart"), trees=trees)
         for rel, data in self.installs.items():
-            staged = txn.stage_path(rel)
+            staged = txn.stage_path(str(env / rel))
             mode = self.modes.get(rel, 0o644)
             with fs.open_for_write(staged, exclusive=True, mode=mode) as writer:
                 writer.write(data)
@@ -96,15 +97,17 @@ def files(tree: Snapshot) -> dict[str, bytes]:
 # -- committing -----------------------------------------------------------------------------------
 
 
-def test_install_into_new_directories(env: Path) -> None:
+@pytest.mark.parametrize("trees", [True, False], ids=["trees", "file-by-file"])
+def test_install_into_new_directories(env: Path, trees: bool) -> None:
     change = Change(
         old={"keep.txt": b"keep"},
         installs={"pkg/__init__.py": b"init", "pkg/deep/er/mod.py": b"mod", "tool": b"#!"},
         modes={"tool": 0o755},
     )
     change.build(env)
-    txn = change.stage(env)
-    assert txn.commit() == 3  # three installs, nothing backed up
+    txn = change.stage(env, trees=trees)
+    # Three files, nothing backed up; as trees: pkg/ moves in whole, then the tool.
+    assert txn.commit() == (2 if trees else 3)
     assert txn.committed
     tree = snapshot(env)
     assert files(tree) == {
@@ -316,6 +319,16 @@ def test_recover_discards_a_transaction_without_journal(env: Path) -> None:
 # -- crash at every mutation of a commit ----------------------------------------------------------
 
 CHANGES = {
+    "fresh": Change(
+        old={"bin/old": b"#!old"},
+        installs={
+            "pkg/__init__.py": b"init",
+            "pkg/sub/m.py": b"m",
+            "pkg-1.0.dist-info/RECORD": b"rows",
+            "bin/tool": b"#!new",
+        },
+        modes={"bin/tool": 0o755},
+    ),
     "upgrade": Change(
         old={
             "pkg/__init__.py": b"old init",
@@ -385,10 +398,11 @@ def txn_left(env: Path) -> bool:
     return bool(pending_transactions(str(state(env))))
 
 
+@pytest.mark.parametrize("trees", [True, False], ids=["trees", "file-by-file"])
 @pytest.mark.parametrize("listing", ["native", "reversed", "casefold"])
 @pytest.mark.parametrize("name", CHANGES)
 def test_a_crash_at_every_point_of_a_commit(
-    sweep_env: Path, name: str, listing: str, monkeypatch: pytest.MonkeyPatch
+    sweep_env: Path, name: str, listing: str, trees: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sweep_env
     # A simulated crash kills the process, not the machine: what fsync makes durable does not
@@ -396,7 +410,7 @@ def test_a_crash_at_every_point_of_a_commit(
     monkeypatch.setattr(os, "fsync", lambda fd: None)
     change = CHANGES[name]
     old = change.build(env)
-    txn = change.stage(env)
+    txn = change.stage(env, trees=trees)
     with FaultInjector(record=True, listing=listing) as probe:  # type: ignore[arg-type]
         txn.commit()
     new = snapshot(env)
@@ -410,7 +424,7 @@ def test_a_crash_at_every_point_of_a_commit(
     problems = []
     for k in range(len(ops) + 1):
         change.build(env)
-        txn = change.stage(env)
+        txn = change.stage(env, trees=trees)
         crashed = True
         with FaultInjector(crash_after=k, record=True, listing=listing) as injector:  # type: ignore[arg-type]
             try:
@@ -445,3 +459,65 @@ def test_a_crash_at_every_point_of_a_commit(
                 f"{describe_diff(got, want)}"
             )
     assert not problems, "\n".join(problems)
+
+
+# -- new directories as whole trees ----------------------------------------------------------------
+
+
+def test_a_new_directory_is_staged_as_one_tree_and_moved_in_by_one_step(env: Path) -> None:
+    env.mkdir(parents=True)
+    (env / "pkg").mkdir()  # exists: its files stay flat
+    txn = Transaction(str(state(env)), trees=True)
+    paths = {
+        rel: txn.stage_path(str(env / rel))
+        for rel in ("new/a.py", "new/sub/b.py", "pkg/c.py", "new-1.0.dist-info/RECORD")
+    }
+    stage = txn.stage_dir
+    assert os.path.dirname(paths["pkg/c.py"]) == stage  # flat
+    root = os.path.dirname(paths["new/a.py"])
+    assert os.path.dirname(root) == stage and root.endswith("-new")
+    assert paths["new/sub/b.py"] == os.path.join(root, "sub", "b.py")
+    assert paths["new-1.0.dist-info/RECORD"].endswith("-new-1.0.dist-info/RECORD")
+    for rel, staged in paths.items():
+        Path(staged).write_bytes(rel.encode())
+        txn.install(staged, str(env / rel))
+    assert txn.commit() == 3  # new/, new-1.0.dist-info/, pkg/c.py
+    assert files(snapshot(env)) == {rel: rel.encode() for rel in paths}
+
+
+def test_every_call_gets_its_own_path_and_the_last_file_declared_wins(env: Path) -> None:
+    """Two wheels may ship the same file (a namespace __init__.py): the second copy cannot take
+    the tree's path, it is staged flat and moved in after the tree."""
+    env.mkdir(parents=True)
+    txn = Transaction(str(state(env)), trees=True)
+    dest = str(env / "ns" / "__init__.py")
+    first, second = txn.stage_path(dest), txn.stage_path(dest)
+    assert first != second and os.path.dirname(second) == txn.stage_dir
+    Path(first).write_bytes(b"first")
+    Path(second).write_bytes(b"second")
+    txn.install(first, dest)
+    txn.install(second, dest)
+    txn.commit()
+    assert Path(dest).read_bytes() == b"second"
+
+
+def test_names_differing_only_in_case_are_never_trees(env: Path) -> None:
+    """'Foo' and 'foo' are one directory on a case-insensitive file system: neither may be
+    renamed in whole, or one would land on the other."""
+    env.mkdir(parents=True)
+    txn = Transaction(str(state(env)), trees=True)
+    upper = txn.stage_path(str(env / "Foo" / "a.py"))
+    lower = txn.stage_path(str(env / "foo" / "b.py"))
+    assert os.path.dirname(upper) != txn.stage_dir  # the first one asked is a tree
+    assert os.path.dirname(lower) == txn.stage_dir  # its case twin is not
+
+
+def test_a_failure_after_a_tree_moved_in_moves_it_back(env: Path, faults: FaultInjector) -> None:
+    change = Change(old={"bin/old": b""}, installs={"new/a.py": b"a", "bin/tool": b"t"})
+    old = change.build(env)
+    txn = change.stage(env, trees=True)
+    faults.fail(Op.REPLACE, str(env / "bin" / "tool"), errno=errno.EIO)
+    with pytest.raises(OSError):
+        txn.commit()
+    assert snapshot(env) == old
+    assert not state(env).exists() or not pending_transactions(str(state(env)))

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 import stalwart.fs as fs
+import stalwart.transaction as transaction
 import venvs
 import wheelfactory
 from faultshim.harness import KILLED, Rule, mutation_points, read_log, run_under_shim
@@ -485,7 +486,18 @@ def test_crash_at_every_point_of_an_upgrade(
 
 # == 2. a file that stays locked, and one that lets go in time ==================================
 
-LOCKED = "*/site-packages/charlie/core.py"  # a file of the last of the three wheels
+# The last of the three wheels: its new package directory is committed as one tree (one
+# rename, transaction.TREES); moved file by file (Windows), core.py is one of its files.
+LOCKED = "*/site-packages/charlie"
+LOCKED_FILE = "*/site-packages/charlie/core.py"
+
+
+@pytest.fixture(params=[True, False], ids=["trees", "file-by-file"])
+def trees(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a commit moves new directories in: as whole trees (POSIX) or file by file
+    (Windows), in-process."""
+    monkeypatch.setattr(transaction, "TREES", request.param)
+    return bool(request.param)
 
 
 def test_a_file_locked_for_ever_fails_the_install_and_changes_nothing(
@@ -501,7 +513,7 @@ def test_a_file_locked_for_ever_fails_the_install_and_changes_nothing(
     )
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "charlie/core.py" in proc.stderr
+    assert "site-packages/charlie " in proc.stderr
     assert "failed after" in proc.stderr
     assert "EBUSY" in proc.stderr
     assert not leftovers(scenario.work)
@@ -520,7 +532,7 @@ def test_a_lock_episode_within_the_budget_is_waited_out(fresh_scenario: CrashSce
         )
     )
     assert "3 lock retries" in proc.stdout, proc.stdout
-    assert "charlie/core.py" in proc.stdout  # the episode is listed with -v
+    assert "site-packages/charlie" in proc.stdout  # the episode is listed with -v
     assert not leftovers(scenario.work)
     assert_same(snapshot(scenario.work), scenario.new, "after a lock episode")
 
@@ -530,14 +542,16 @@ def test_a_windows_sharing_violation_for_ever_in_process(
     crash_wheels: dict[int, list[Path]],
     fake_clock: FakeClock,
     injector: FaultInjector,
+    trees: bool,
 ) -> None:
     before = snapshot(ivenv.root)
-    fault = injector.fail(Op.REPLACE, LOCKED, winerror=32)
+    fault = injector.fail(Op.REPLACE, LOCKED if trees else LOCKED_FILE, winerror=32)
     with pytest.raises(LockTimeoutError) as caught:
         install(crash_wheels[1], ivenv.env, NO_COMPILE)
     error = caught.value
     assert error.winerror == 32
-    assert error.paths[-1].endswith(os.path.join("site-packages", "charlie", "core.py"))
+    locked = ("charlie",) if trees else ("charlie", "core.py")
+    assert error.paths[-1].endswith(os.path.join("site-packages", *locked))
     assert "failed after" in str(error)
     assert error.attempts > 5
     assert fake_clock.now >= fs.DEFAULT_TIMEOUT  # the whole budget, in fake seconds
@@ -567,7 +581,10 @@ def test_access_denied_on_a_freshly_written_script_is_waited_out(
 
 # == 3. a late failure rolls an upgrade back ======================================================
 
-LAST_RECORD = "*/charlie-2.0.dist-info/RECORD"  # the last file the upgrade moves into place
+# The last thing the upgrade moves into place: charlie 2.0's new .dist-info directory, as
+# one tree; file by file, its RECORD.
+LAST_RECORD = "*/charlie-2.0.dist-info"
+LAST_RECORD_FILE = "*/charlie-2.0.dist-info/RECORD"
 
 
 def records(site: Path) -> dict[str, bytes]:
@@ -632,7 +649,10 @@ def test_a_failed_upgrade_in_process_keeps_the_old_version_byte_for_byte(
     pattern: str,
     code: int,
     cache: bool,
+    trees: bool,
 ) -> None:
+    if pattern == LAST_RECORD and not trees:
+        pattern = LAST_RECORD_FILE
     install(crash_wheels[1], ivenv.env, NO_COMPILE)
     before = snapshot(ivenv.root)
     old_records = records(ivenv.site)
