@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True)
     wheels = index_wheels()
     server = serve_index(wheels)
+    # What pypi.org sends with every simple page: a warm cache may answer for 10 minutes
+    # without asking again (all three tools honour it; without it they revalidate each page).
+    server.cache_control = "max-age=600, public"
     facts = machine.facts([base])
     print(f"{facts['date']}; {facts['cpu']}; load {facts['load before']}; {facts['filesystems']}")
     cells = {(t, s): Cell(t, s) for t in TOOLS for s in SCENARIOS}

@@ -23,17 +23,9 @@ def cache_dir() -> str:
     on Windows), written out because importing platformdirs costs ~25 ms (it pulls in pathlib
     and tempfile) and every command asks for this directory.
     """
-    explicit = os.environ.get(ENV_CACHE_DIR)
-    if explicit:
-        return os.path.abspath(explicit)
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "stalwart", "Cache")
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches/stalwart")
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.cache")
-    return os.path.join(base, "stalwart")
+    return _user_dir(
+        ENV_CACHE_DIR, "Cache", "~/Library/Caches/stalwart", "XDG_CACHE_HOME", "~/.cache"
+    )
 
 
 def state_home() -> str:
@@ -43,16 +35,29 @@ def state_home() -> str:
     ``$XDG_STATE_HOME`` or ``~/.local/state`` on Linux, ``~/Library/Application Support`` on
     macOS, ``%LOCALAPPDATA%\\stalwart\\State`` on Windows (platformdirs' user_state_dir).
     """
-    explicit = os.environ.get(ENV_STATE_DIR)
+    return _user_dir(
+        ENV_STATE_DIR,
+        "State",
+        "~/Library/Application Support/stalwart",
+        "XDG_STATE_HOME",
+        "~/.local/state",
+    )
+
+
+def _user_dir(variable: str, windows: str, macos: str, xdg_variable: str, xdg_default: str) -> str:
+    """*variable* if set, else the platform's place: on Windows
+    ``%LOCALAPPDATA%\\stalwart\\<windows>``, on macOS *macos*, elsewhere ``$<xdg_variable>``
+    when absolute (else *xdg_default*) + ``stalwart``."""
+    explicit = os.environ.get(variable)
     if explicit:
         return os.path.abspath(explicit)
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "stalwart", "State")
+        return os.path.join(base, "stalwart", windows)
     if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Application Support/stalwart")
-    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
-    base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/state")
+        return os.path.expanduser(macos)
+    xdg = os.environ.get(xdg_variable, "").strip()
+    base = xdg if os.path.isabs(xdg) else os.path.expanduser(xdg_default)
     return os.path.join(base, "stalwart")
 
 
