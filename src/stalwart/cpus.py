@@ -16,6 +16,6 @@ def usable_cpus() -> int:
     """
     try:
         count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Windows or macOS
+    except (AttributeError, OSError):  # Windows and macOS have no affinity call
         count = os.cpu_count() or 2
     return max(1, min(8, count))

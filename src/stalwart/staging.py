@@ -167,19 +167,19 @@ def stage_wheels(
     cached = list(entries) if entries is not None else [None] * len(plans)
     put = placer or Placer()
 
-    def from_cache(job: tuple[int, FileAction]) -> bool:
-        action = job[1]
-        return (
-            cached[job[0]] is not None
-            and isinstance(action, Extract)
-            and not action.rewrite_shebang
-        )
+    def cache_entry(job: tuple[int, FileAction]) -> CacheEntry | None:
+        """Where *job*'s file is placed from: its wheel's cache entry, unless it is generated
+        or rewritten (a script's shebang), or the wheel is not cached."""
+        index, action = job
+        if isinstance(action, Extract) and not action.rewrite_shebang:
+            return cached[index]
+        return None
 
     def run(job: tuple[int, FileAction]) -> tuple[StagedFile, str | None]:
         index, action = job
         staged = txn.stage_path(action.dest)
-        entry = cached[index]
-        if entry is not None and isinstance(action, Extract) and not action.rewrite_shebang:
+        entry = cache_entry(job)
+        if entry is not None and isinstance(action, Extract):  # isinstance: for mypy
             return _place_file(plans[index], action, staged, entry, put, umask), None
         return _stage_file(plans[index], action, staged, python, windows, umask)
 
@@ -190,7 +190,7 @@ def stage_wheels(
     pooled: list[int] = []
     untold = 0  # placed but not yet reported to *tick*
     for position, job in enumerate(jobs):
-        if from_cache(job) and put.links:
+        if put.links and cache_entry(job) is not None:
             results[position] = run(job)
             untold += 1
             if tick is not None and untold == 256:

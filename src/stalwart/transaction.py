@@ -217,9 +217,7 @@ class Transaction:
             parent, _, name = hint.rpartition(os.sep)
             parent = parent or os.sep
             with self._lock:
-                place = self._places.get(parent, _UNKNOWN)
-                if place is _UNKNOWN:
-                    place = self._place(parent)
+                place = self._place(parent)
                 if place is not None:
                     path = os.path.join(place, name)
                     if path not in self._claimed:
@@ -230,7 +228,8 @@ class Transaction:
 
     def _place(self, directory: str) -> str | None:
         """Where *directory* is mirrored in the stage, making it (and any new tree root) on
-        the way; None when it exists (or cannot be a tree). Called with the lock held."""
+        the way; None when it exists (or cannot be a tree). Remembered: a directory asked
+        again costs one lookup. Called with the lock held."""
         pending: list[str] = []
         current = directory
         while current not in self._places:
@@ -382,9 +381,6 @@ class Transaction:
     def _discard(self) -> None:
         _remove_txn_dir(self.dir, self.state_dir)
         _tidy_state_dir(self.state_dir)
-
-
-_UNKNOWN = "\0unknown"  # no path contains NUL
 
 
 def _trash(state_dir: str) -> str:

@@ -48,9 +48,6 @@ SUPPORTED_MAJOR = 1
 # side of hiding a path segment that merely contains "@".
 _USERINFO = re.compile(r"(?<=://)\S*@")
 _API_VERSION = re.compile(r"(\d{1,9})\.(\d{1,9})")
-# Fixed-length names hashlib always has; a fragment or metadata value naming anything else is
-# not a hash stalwart can check.
-_HASH_NAMES = CHECKABLE
 _ALLOWED_SCHEMES = frozenset(("http", "https", "file"))
 
 
@@ -407,7 +404,7 @@ def _html_core_metadata(value: str | None) -> Mapping[str, str] | bool:
     if text.lower() == "false":
         return False
     algorithm, sep, digest = text.partition("=")
-    if sep and algorithm.lower() in _HASH_NAMES and digest:
+    if sep and algorithm.lower() in CHECKABLE and digest:
         return MappingProxyType({algorithm.lower(): digest.lower()})
     return True
 
@@ -457,7 +454,7 @@ class _Base:
             raise _Skip(f"{redact_url(link)!r}: a remote page cannot link to a local file")
         hashes: dict[str, str] = {}
         algorithm, sep, digest = fragment.partition("=")
-        if sep and algorithm.lower() in _HASH_NAMES and digest:
+        if sep and algorithm.lower() in CHECKABLE and digest:
             # PEP 503: "#<hashname>=<hashvalue>" on the URL is the file's hash.
             hashes[algorithm.lower()] = digest.partition("&")[0].lower()
         return absolute, hashes

@@ -76,8 +76,6 @@ MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
 """Hard cap on one download when the index gives no size (the largest wheels are ~4 GB)."""
 MAX_REDIRECTS = 10
 
-# hashlib algorithms an index or lock file may name; anything else cannot be checked.
-_HASHES = CHECKABLE
 STRONG_HASHES = frozenset(STRONG)
 """Hashes that satisfy ``require_hash`` (md5 and sha1 can be forged; pip refuses them too)."""
 
@@ -682,7 +680,7 @@ def _checkable(hashes: Mapping[str, str] | None) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, digest in (hashes or {}).items():
         key = name.lower().replace("-", "_")
-        if key in _HASHES:
+        if key in CHECKABLE:
             found[key] = digest.strip().lower()
     return found
 

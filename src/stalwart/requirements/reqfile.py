@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from stalwart.errors import InvalidRequirementError
+from stalwart.hashnames import hex_length
 from stalwart.index.simple import redact_url, redacted_repr
 
 from .specs import LocalWheel, Spec, parse_spec
@@ -53,7 +54,7 @@ MAX_FILES = 1000
 an exponential number of them from a few small files."""
 MAX_TOTAL_CHARS = 64 * 1024 * 1024
 """Most text one parse reads across all its files."""
-HASH_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+HASH_ALGORITHMS = {name: hex_length(name) for name in ("sha256", "sha384", "sha512")}
 """``--hash`` algorithms and their hex digest lengths: the ones pip accepts (its STRONG_HASHES)."""
 
 _WHOLE_LINE_COMMENT = re.compile(r"\s*#")

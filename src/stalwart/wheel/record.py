@@ -53,7 +53,6 @@ MAX_PROBLEMS: Final = MAX_SHOWN
 """At most this many problems are returned, the last one counting the rest, so a RECORD of
 200,000 bogus rows costs neither memory nor a huge message (errors show MAX_SHOWN anyway)."""
 
-_DIGEST_SIZES: Final = DIGEST_SIZES
 # name=digest: the name as hashlib spells algorithms, the digest urlsafe base64 ("nopad" says the
 # spec; two "=" of padding are tolerated). base64's decoders skip characters outside the alphabet.
 _HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
@@ -129,7 +128,7 @@ def decode_hash(text: str) -> tuple[str, bytes]:
         raise ValueError(f"hash {_show(text)} is not urlsafe base64")
     # binascii directly: base64.urlsafe_b64decode costs twice as much per row.
     digest = binascii.a2b_base64(body.encode("ascii").translate(_TO_STANDARD) + _PAD[len(body) % 4])
-    expected = _DIGEST_SIZES.get(name)
+    expected = DIGEST_SIZES.get(name)
     if expected is not None and len(digest) != expected:
         raise ValueError(
             f"hash {_show(text)} has the wrong length for {name} "
